@@ -1,0 +1,42 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers, bottom to top: CBLAS (OpenBLAS) → SparcTensor (tensor core) →
+// SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) → sparc (CLI).
+let package = Package(
+    name: "sparc",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sparc", targets: ["sparc"]),
+        .library(name: "SparcTensor", targets: ["SparcTensor"]),
+        .library(name: "SparcFormats", targets: ["SparcFormats"]),
+        .library(name: "SparcModel", targets: ["SparcModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "SparcTensor", dependencies: ["CBLAS"]),
+        .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
+        .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats"]),
+        .executableTarget(
+            name: "sparc",
+            dependencies: [
+                "SparcModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SparcTensorTests", dependencies: ["SparcTensor"]),
+        .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"]),
+        .testTarget(
+            name: "SparcModelTests",
+            dependencies: ["SparcModel", "SparcFormats"],
+            exclude: ["Fixtures"]
+        ),
+    ]
+)

@@ -1,0 +1,179 @@
+import Foundation
+import SparcTensor
+
+/// Public inference operations: logits, generation, perplexity.
+extension Model {
+    // MARK: logits
+
+    /// Logits `[tokens, vocab]` for one sequence of token ids.
+    public func logits(_ ids: [Int]) throws -> Tensor {
+        try logits(batch: [ids])[0]
+    }
+
+    /// Logits for several sequences (any lengths; no padding needed: the sequences are
+    /// stacked row-wise and attend only to themselves).
+    public func logits(batch: [[Int]]) throws -> [Tensor] {
+        guard !batch.isEmpty else { throw ModelError.invalidInput("empty batch") }
+        for ids in batch { try validate(ids) }
+        let caches = batch.map { KVCache(config: config, capacity: $0.count) }
+        return forward(batch, caches: caches, logitRows: .all)
+    }
+
+    /// Logits of the text as the tokenizer encodes it.
+    public func logits(text: String) throws -> Tensor { try logits(tokenizer.encode(text)) }
+
+    // MARK: generation
+
+    /// Token ids that end generation: the config's EOS ids and the tokenizer's.
+    public var stopTokenIds: Set<Int> {
+        Set(config.eosTokenIds + [tokenizer.eosTokenId].compactMap { $0 })
+    }
+
+    /// Continues `prompt` with up to `maxTokens` new tokens, using a KV cache. Greedy
+    /// unless `sampling` says otherwise. Stops after an EOS token (which is included).
+    public func generate(_ prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy, stopAtEOS: Bool = true,
+                         onToken: (Int) -> Void = { _ in }) throws -> [Int] {
+        try validate(prompt)
+        guard maxTokens >= 0 else { throw ModelError.invalidInput("max_tokens must be ≥ 0") }
+        if maxTokens == 0 { return [] }
+        var sampler = Sampler(sampling)
+        let cache = KVCache(config: config, capacity: prompt.count + maxTokens)
+        var out: [Int] = []
+        var next = forward([prompt], caches: [cache], logitRows: .last)[0]
+        let stops = stopTokenIds
+        while true {
+            let id = next.withUnsafeBufferPointer { sampler.pick($0) }
+            out.append(id)
+            onToken(id)
+            if out.count == maxTokens || (stopAtEOS && stops.contains(id)) { break }
+            next = forward([[id]], caches: [cache], logitRows: .last)[0]
+        }
+        return out
+    }
+
+    /// Generates from a text prompt and returns the continuation's text.
+    public func generate(text: String, maxTokens: Int, sampling: Sampling = .greedy) throws -> String {
+        let ids = try generate(tokenizer.encode(text), maxTokens: maxTokens, sampling: sampling)
+        return tokenizer.decode(ids, skipSpecialTokens: true)
+    }
+
+    // MARK: perplexity
+
+    public struct PerplexityResult: Sendable {
+        public let perplexity: Double
+        /// Mean negative log-likelihood per predicted token (nats).
+        public let meanNLL: Double
+        public let predictedTokens: Int
+        public let windows: Int
+    }
+
+    /// Perplexity with a sliding window: windows of `window` tokens start every `stride`
+    /// tokens; each token after the first is predicted exactly once, in the first window
+    /// that reaches it, from the context inside that window (transformers' "perplexity of
+    /// fixed-length models" recipe, counting every predicted token).
+    public func perplexity(_ ids: [Int], window: Int = 256, stride: Int? = nil,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> PerplexityResult {
+        let stride = stride ?? max(1, window / 2)
+        guard window >= 2 else { throw ModelError.invalidInput("window must be at least 2 tokens") }
+        guard stride >= 1 && stride <= window else { throw ModelError.invalidInput("stride must be in 1...window") }
+        guard ids.count >= 2 else { throw ModelError.invalidInput("perplexity needs at least 2 tokens") }
+        try validate(ids)
+        var nll = 0.0, count = 0, windows = 0, scoredUpTo = 1, begin = 0
+        while true {
+            let end = min(begin + window, ids.count)
+            let logits = try self.logits(Array(ids[begin..<end]))
+            logits.withUnsafeBufferPointer { l in
+                for t in max(scoredUpTo, begin + 1)..<end {
+                    let row = l.baseAddress! + (t - begin - 1) * config.vocabSize
+                    nll += Kernels.logSumExp(row, count: config.vocabSize) - Double(row[ids[t]])
+                    count += 1
+                }
+            }
+            scoredUpTo = end
+            windows += 1
+            progress(end, ids.count)
+            if end == ids.count { break }
+            begin += stride
+        }
+        let mean = nll / Double(count)
+        return PerplexityResult(perplexity: Foundation.exp(mean), meanNLL: mean, predictedTokens: count, windows: windows)
+    }
+
+    public func perplexity(text: String, window: Int = 256, stride: Int? = nil) throws -> PerplexityResult {
+        try perplexity(tokenizer.encode(text), window: window, stride: stride)
+    }
+}
+
+/// How the next token is chosen.
+public enum Sampling: Sendable, Equatable {
+    case greedy
+    /// Softmax sampling at `temperature`, optionally restricted to the `topK` most likely
+    /// tokens and the smallest set with probability ≥ `topP`; reproducible from `seed`.
+    case sample(temperature: Double, topK: Int? = nil, topP: Double? = nil, seed: UInt64)
+}
+
+/// Picks tokens from logits; a seeded xoshiro256** generator makes sampling reproducible.
+struct Sampler {
+    let mode: Sampling
+    var state: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ mode: Sampling) {
+        self.mode = mode
+        var seed: UInt64 = 0
+        if case .sample(_, _, _, let s) = mode { seed = s }
+        // SplitMix64 expands the seed into the four state words.
+        func splitmix(_ x: inout UInt64) -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        state = (splitmix(&seed), splitmix(&seed), splitmix(&seed), splitmix(&seed))
+    }
+
+    mutating func nextUniform() -> Double {
+        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0; state.3 ^= state.1; state.1 ^= state.2; state.0 ^= state.3
+        state.2 ^= t
+        state.3 = state.3 << 45 | state.3 >> 19
+        return Double(result >> 11) * 0x1.0p-53
+    }
+
+    mutating func pick(_ logits: UnsafeBufferPointer<Float>) -> Int {
+        switch mode {
+        case .greedy:
+            return Sampler.argmax(logits)
+        case .sample(let temperature, let topK, let topP, _):
+            if temperature <= 0 { return Sampler.argmax(logits) }
+            var order = Array(0..<logits.count)
+            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            if let k = topK, k > 0 { order = Array(order.prefix(k)) }
+            let m = Double(logits[order[0]])
+            var probs = order.map { Foundation.exp((Double(logits[$0]) - m) / temperature) }
+            let total = probs.reduce(0, +)
+            probs = probs.map { $0 / total }
+            if let p = topP, p < 1 {
+                var acc = 0.0, keep = 0
+                while keep < probs.count { acc += probs[keep]; keep += 1; if acc >= p { break } }
+                probs = Array(probs.prefix(keep))
+                let s = probs.reduce(0, +)
+                probs = probs.map { $0 / s }
+            }
+            var u = nextUniform()
+            for (i, p) in probs.enumerated() {
+                u -= p
+                if u < 0 { return order[i] }
+            }
+            return order[probs.count - 1]
+        }
+    }
+
+    /// The first index of the largest logit (ties go to the lower id, as torch.argmax).
+    static func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+        return best
+    }
+}

@@ -1,0 +1,21 @@
+import SparcTensor
+
+/// Keys and values of past positions for one sequence, per layer: `[capacity, kvHeads·headDim]`.
+public final class KVCache: @unchecked Sendable {
+    public let capacity: Int
+    public private(set) var length = 0
+    let keys: [Tensor]
+    let values: [Tensor]
+
+    public init(config: ModelConfig, capacity: Int) {
+        self.capacity = capacity
+        let kvDim = config.numKVHeads * config.headDim
+        keys = (0..<config.numLayers).map { _ in Tensor(zeros: [capacity, kvDim]) }
+        values = (0..<config.numLayers).map { _ in Tensor(zeros: [capacity, kvDim]) }
+    }
+
+    func advance(by n: Int) { length += n }
+
+    /// Forgets everything after the first `n` positions.
+    public func truncate(to n: Int) { length = min(length, max(0, n)) }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import SparcTensor
+
+/// The Llama forward pass, laid out by hand in the order of transformers'
+/// `LlamaForCausalLM.forward`:
+///
+///     x = embed(tokens)
+///     for each layer:
+///         h = RMSNorm(x) ⊙ w₁
+///         q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ;  q, k ← RoPE(q, k)
+///         x += softmax(q·kᵀ/√d + causal mask)·v · Woᵀ        (GQA: kv head = head / group)
+///         h = RMSNorm(x) ⊙ w₂
+///         x += (SiLU(h·Wgᵀ) ⊙ h·Wuᵀ) · Wdᵀ
+///     logits = RMSNorm(x) ⊙ w · Eᵀ
+///
+/// All sequences of a batch share the row-stacked activation matrices, so the linear
+/// layers are single large matrix products; attention runs per (sequence, head).
+/// Every sequence writes its keys/values into its own `KVCache` and attends to the
+/// cache, so batch inference, single sequences and incremental decoding are one path.
+extension Model {
+    /// Which rows of each sequence get logits.
+    enum LogitRows { case all, last }
+
+    func forward(_ tokens: [[Int]], caches: [KVCache], logitRows: LogitRows) -> [Tensor] {
+        let c = config, w = weights
+        let d = c.hiddenSize, hd = c.headDim, nH = c.numHeads, nKV = c.numKVHeads
+        let qDim = nH * hd, kvDim = nKV * hd, inter = c.intermediateSize
+        let group = nH / nKV
+        let starts = tokens.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+        let n = starts.last!
+
+        var x = Tensor(zeros: [n, d])
+        var h = Tensor(zeros: [n, d])
+        var q = Tensor(zeros: [n, qDim]), k = Tensor(zeros: [n, kvDim]), v = Tensor(zeros: [n, kvDim])
+        var att = Tensor(zeros: [n, qDim])
+        var gate = Tensor(zeros: [n, inter]), up = Tensor(zeros: [n, inter])
+        let X = ptr(&x), H = ptr(&h), Q = ptr(&q), K = ptr(&k), V = ptr(&v), A = ptr(&att)
+        let G = ptr(&gate), U = ptr(&up)
+
+        // Embedding lookup.
+        let E = w.embed.storage.pointer
+        for (s, seq) in tokens.enumerated() {
+            for (i, id) in seq.enumerated() { (X + (starts[s] + i) * d).update(from: E + id * d, count: d) }
+        }
+
+        // RoPE tables for each row's absolute position.
+        var positions = [Int](repeating: 0, count: n)
+        for (s, seq) in tokens.enumerated() { for i in 0..<seq.count { positions[starts[s] + i] = caches[s].length + i } }
+        let rope = RopeTable(positions: positions, inverseFrequencies: w.inverseFrequencies)
+
+        let eps = Float(c.rmsNormEps)
+        let scale = 1 / Float(hd).squareRoot()
+        for (l, layer) in w.layers.enumerated() {
+            // Attention block.
+            rmsNormRows(X, layer.inputNorm, eps: eps, into: H, rows: n, width: d)
+            BLAS.linear(H, rows: n, inFeatures: d, weight: layer.q.storage.pointer, outFeatures: qDim, into: Q)
+            BLAS.linear(H, rows: n, inFeatures: d, weight: layer.k.storage.pointer, outFeatures: kvDim, into: K)
+            BLAS.linear(H, rows: n, inFeatures: d, weight: layer.v.storage.pointer, outFeatures: kvDim, into: V)
+            rope.apply(Q, rows: n, heads: nH, headDim: hd)
+            rope.apply(K, rows: n, heads: nKV, headDim: hd)
+            for (s, seq) in tokens.enumerated() {
+                let past = caches[s].length, rows = seq.count
+                (caches[s].keys[l].storage.pointer + past * kvDim).update(from: K + starts[s] * kvDim, count: rows * kvDim)
+                (caches[s].values[l].storage.pointer + past * kvDim).update(from: V + starts[s] * kvDim, count: rows * kvDim)
+            }
+            Parallel.forEach(tokens.count * nH) { job in
+                let s = job / nH, head = job % nH, kvHead = head / group
+                let rows = tokens[s].count, past = caches[s].length, total = past + rows
+                let keys = caches[s].keys[l].storage.pointer + kvHead * hd
+                let values = caches[s].values[l].storage.pointer + kvHead * hd
+                let queries = Q + starts[s] * qDim + head * hd
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * total)
+                defer { scores.deallocate() }
+                BLAS.sgemm(transB: true, m: rows, n: total, k: hd, alpha: scale,
+                           a: queries, lda: qDim, b: keys, ldb: kvDim, c: scores, ldc: total)
+                for i in 0..<rows { Kernels.softmax(scores + i * total, count: total, valid: past + i + 1) }
+                BLAS.sgemm(m: rows, n: hd, k: total, a: scores, lda: total, b: values, ldb: kvDim,
+                           c: A + starts[s] * qDim + head * hd, ldc: qDim)
+            }
+            BLAS.linear(A, rows: n, inFeatures: qDim, weight: layer.o.storage.pointer, outFeatures: d, into: X, accumulate: true)
+
+            // MLP block (SwiGLU).
+            rmsNormRows(X, layer.postAttentionNorm, eps: eps, into: H, rows: n, width: d)
+            BLAS.linear(H, rows: n, inFeatures: d, weight: layer.gate.storage.pointer, outFeatures: inter, into: G)
+            BLAS.linear(H, rows: n, inFeatures: d, weight: layer.up.storage.pointer, outFeatures: inter, into: U)
+            Parallel.forRanges(n, minChunk: 8) { r in
+                let off = r.lowerBound * inter, count = r.count * inter
+                Kernels.silu(G + off, count: count)
+                Kernels.multiply(G + off, by: U + off, count: count)
+            }
+            BLAS.linear(G, rows: n, inFeatures: inter, weight: layer.down.storage.pointer, outFeatures: d, into: X, accumulate: true)
+        }
+        for (s, seq) in tokens.enumerated() { caches[s].advance(by: seq.count) }
+
+        // Final norm and output projection, only on the rows that need logits.
+        let selected: [Int] = logitRows == .all ? Array(0..<n) : (0..<tokens.count).map { starts[$0 + 1] - 1 }
+        var normed = Tensor(zeros: [selected.count, d])
+        let NR = ptr(&normed)
+        for (j, row) in selected.enumerated() {
+            Kernels.rmsNorm(X + row * d, weight: w.norm.storage.pointer, eps: eps, into: NR + j * d, count: d)
+        }
+        var logits = Tensor(zeros: [selected.count, c.vocabSize])
+        BLAS.linear(NR, rows: selected.count, inFeatures: d, weight: w.head.storage.pointer,
+                    outFeatures: c.vocabSize, into: ptr(&logits))
+        let vocab = c.vocabSize
+        return logits.withUnsafeBufferPointer { all in
+            var out: [Tensor] = []
+            var row = 0
+            for seq in tokens {
+                let count = logitRows == .all ? seq.count : 1
+                out.append(Tensor(shape: [count, vocab]) { $0.baseAddress!.update(from: all.baseAddress! + row * vocab, count: count * vocab) })
+                row += count
+            }
+            return out
+        }
+    }
+
+    /// Checks ids before they index the embedding table.
+    func validate(_ ids: [Int]) throws {
+        guard !ids.isEmpty else { throw ModelError.invalidInput("empty input: no tokens to run") }
+        if let bad = ids.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw ModelError.invalidInput("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+    }
+}
+
+/// A stable mutable pointer to a tensor's buffer for the lifetime of the forward pass
+/// (the tensors are uniquely owned locals, so no copy-on-write can move them).
+@inline(__always)
+private func ptr(_ t: inout Tensor) -> UnsafeMutablePointer<Float> {
+    t.withUnsafeMutableBufferPointer { $0.baseAddress! }
+}
+
+private func rmsNormRows(_ x: UnsafeMutablePointer<Float>, _ weight: Tensor, eps: Float,
+                         into y: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+    let w = weight.storage.pointer
+    Parallel.forRanges(rows, minChunk: 32) { r in
+        for i in r { Kernels.rmsNorm(x + i * width, weight: w, eps: eps, into: y + i * width, count: width) }
+    }
+}
+
+/// cos/sin of position · θ_i for each row, and the rotation transformers applies:
+/// pairs (i, i + d/2) of each head (`rotate_half`), not llama.cpp's interleaved pairs.
+struct RopeTable {
+    let half: Int
+    let cos: [Float]
+    let sin: [Float]
+
+    init(positions: [Int], inverseFrequencies inv: [Float]) {
+        half = inv.count
+        var c = [Float](repeating: 0, count: positions.count * half)
+        var s = c
+        for (r, p) in positions.enumerated() {
+            for i in 0..<half {
+                let angle = Float(p) * inv[i]   // float32 product, as in transformers
+                c[r * half + i] = Float(Foundation.cos(Double(angle)))
+                s[r * half + i] = Float(Foundation.sin(Double(angle)))
+            }
+        }
+        cos = c
+        sin = s
+    }
+
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int) {
+        let stride = heads * headDim
+        cos.withUnsafeBufferPointer { cb in
+            sin.withUnsafeBufferPointer { sb in
+                for r in 0..<rows {
+                    let cr = cb.baseAddress! + r * half, sr = sb.baseAddress! + r * half
+                    for h in 0..<heads {
+                        let v = x + r * stride + h * headDim
+                        for i in 0..<half {
+                            let a = v[i], b = v[i + half]
+                            v[i] = a * cr[i] - b * sr[i]
+                            v[i + half] = b * cr[i] + a * sr[i]
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

