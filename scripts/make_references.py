@@ -134,9 +134,29 @@ def gguf_name(hf):
     return f"blk.{parts[2]}." + GGUF_NAMES[".".join(parts[3:])]
 
 
+def llama3_rope_factors(cfg):
+    """Per-frequency divisors as llama.cpp's converter stores them (rope_freqs.weight)."""
+    r = cfg.rope_parameters
+    dim = cfg.hidden_size // cfg.num_attention_heads
+    freqs = 1.0 / (r["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    low_wavelen = r["original_max_position_embeddings"] / r["low_freq_factor"]
+    high_wavelen = r["original_max_position_embeddings"] / r["high_freq_factor"]
+    out = []
+    for f in freqs.tolist():
+        wavelen = 2 * math.pi / f
+        if wavelen < high_wavelen: out.append(1.0)
+        elif wavelen > low_wavelen: out.append(r["factor"])
+        else:
+            smooth = (r["original_max_position_embeddings"] / wavelen - r["low_freq_factor"]) / (r["high_freq_factor"] - r["low_freq_factor"])
+            out.append(1 / ((1 - smooth) / r["factor"] + smooth))
+    return np.array(out, dtype=np.float32)
+
+
 def write_gguf(path, model, tok_json, pre_name, add_bos, types):
     cfg = model.config
     w = gguf.GGUFWriter(path, "llama")
+    if cfg.rope_parameters.get("rope_type") == "llama3":
+        w.add_tensor("rope_freqs.weight", llama3_rope_factors(cfg))
     w.add_block_count(cfg.num_hidden_layers)
     w.add_context_length(cfg.max_position_embeddings)
     w.add_embedding_length(cfg.hidden_size)
@@ -259,6 +279,9 @@ def tiny(args):
         for extra in ("generation_config.json",):
             if os.path.exists(os.path.join(folder, extra)): os.remove(os.path.join(folder, extra))
         tok_json = json.loads(tok.to_str())
+        # The reference is transformers on the saved files, loaded afresh (a model cast
+        # to bf16 and back would also carry a rounded RoPE inv_freq buffer).
+        model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         variants = {name: model}
         if name == "tiny-gqa":
             dq = write_gguf(os.path.join(FIX, "tiny-gqa.gguf"), model, tok_json, "gpt2", True, lambda n, a: Q.F32)
@@ -287,7 +310,7 @@ def tiny(args):
             entry = {"prompts": prompts, "greedy_prompt": prompts[3], "long": long_ids}
             for i, ids in enumerate(prompts):
                 refs[f"{file_name}/logits/{i}"] = logits_of(m, ids)
-            entry["greedy"] = greedy(m, prompts[3], 12)
+            entry["greedy"] = greedy(m, prompts[3], 12, eos=2)
             entry["perplexity"], entry["perplexity_tokens"] = perplexity(m, long_ids, 16, 8)
             meta["models"][file_name] = entry
         meta["tokenizers"][name] = [tok.encode(line).ids for line in corpus]

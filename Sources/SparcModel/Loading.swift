@@ -25,13 +25,17 @@ extension Model {
     /// q/k row permutation, so relevances and masks carry over to the HF export unchanged.
     public static func load(gguf path: String) throws -> Model {
         let file = try GGUFFile(path: path)
-        let config = try ModelConfig.load(gguf: file)
+        var config = try ModelConfig.load(gguf: file)
         let tokenizer = try Tokenizer.load(gguf: file)
-        if file.info("rope_freqs.weight") != nil {
-            throw FormatError(path, "per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 scaling) are not supported yet")
+        if file.info(GGUFNames.ropeFactors) != nil {
+            let factors = try file.tensor(GGUFNames.ropeFactors).scalars
+            guard factors.count == config.headDim / 2, factors.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw FormatError(path, "\(GGUFNames.ropeFactors) must hold \(config.headDim / 2) positive factors")
+            }
+            config.ropeScaling = .frequencyFactors(factors)
         }
         var params: [String: Tensor] = [:]
-        for info in file.tensors {
+        for info in file.tensors where info.name != GGUFNames.ropeFactors {
             guard let name = GGUFNames.huggingFace(info.name) else {
                 throw FormatError(path, "unexpected tensor \(info.name) for architecture \(config.architecture)")
             }
@@ -83,6 +87,9 @@ extension Model {
 
 /// llama.cpp tensor names ↔ Hugging Face names for the Llama family.
 enum GGUFNames {
+    /// Llama 3.1 RoPE scaling, stored as a tensor of per-frequency divisors.
+    static let ropeFactors = "rope_freqs.weight"
+
     static let perLayer: [(gguf: String, hf: String)] = [
         ("attn_norm.weight", "input_layernorm.weight"),
         ("attn_q.weight", "self_attn.q_proj.weight"),

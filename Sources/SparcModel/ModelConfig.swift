@@ -8,6 +8,8 @@ public enum RopeScaling: Equatable, Sendable {
     case linear(factor: Double)
     /// Llama 3.1's wavelength-dependent scaling.
     case llama3(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositions: Int)
+    /// Per-frequency divisors, as llama.cpp stores Llama 3.1 scaling (`rope_freqs.weight`).
+    case frequencyFactors([Float])
 }
 
 /// Hyper-parameters of a decoder-only transformer. Only the Llama family runs today;
@@ -109,28 +111,6 @@ public struct ModelConfig: Equatable, Sendable {
         default:
             throw FormatError(file, "unsupported rope scaling \"\(type)\" (sparc supports default, linear, llama3)")
         }
-    }
-
-    /// Writes the `config.json` transformers expects for this model.
-    public func configJSON() -> [String: Any] {
-        var j: [String: Any] = [
-            "architectures": ["LlamaForCausalLM"], "model_type": architecture,
-            "vocab_size": vocabSize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
-            "num_hidden_layers": numLayers, "num_attention_heads": numHeads, "num_key_value_heads": numKVHeads,
-            "head_dim": headDim, "rms_norm_eps": rmsNormEps, "rope_theta": ropeTheta,
-            "max_position_embeddings": maxPositions, "tie_word_embeddings": tieWordEmbeddings,
-            "hidden_act": "silu", "attention_bias": false, "mlp_bias": false, "torch_dtype": "float32",
-        ]
-        switch ropeScaling {
-        case .none: break
-        case .linear(let f): j["rope_scaling"] = ["rope_type": "linear", "factor": f]
-        case .llama3(let f, let lo, let hi, let orig):
-            j["rope_scaling"] = ["rope_type": "llama3", "factor": f, "low_freq_factor": lo,
-                                 "high_freq_factor": hi, "original_max_position_embeddings": orig]
-        }
-        if let b = bosTokenId { j["bos_token_id"] = b }
-        if eosTokenIds.count == 1 { j["eos_token_id"] = eosTokenIds[0] } else if !eosTokenIds.isEmpty { j["eos_token_id"] = eosTokenIds }
-        return j
     }
 
     // MARK: GGUF metadata

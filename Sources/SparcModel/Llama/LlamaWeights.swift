@@ -64,6 +64,8 @@ struct LlamaWeights: @unchecked Sendable {
         }
         switch c.ropeScaling {
         case .none: break
+        case .frequencyFactors(let factors):
+            inv = zip(inv, factors).map { $0 / $1 }
         case .linear(let factor):
             inv = inv.map { $0 / Float(factor) }
         case .llama3(let factor, let lowFreqFactor, let highFreqFactor, let original):
