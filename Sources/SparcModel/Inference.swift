@@ -33,8 +33,8 @@ extension Model {
     /// unless `sampling` says otherwise. Stops after an EOS token (which is included).
     public func generate(_ prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy, stopAtEOS: Bool = true,
                          onToken: (Int) -> Void = { _ in }) throws -> [Int] {
-        try validate(prompt)
         guard maxTokens >= 0 else { throw ModelError.invalidInput("max_tokens must be ≥ 0") }
+        try validate(prompt, extraPositions: maxTokens)
         if maxTokens == 0 { return [] }
         var sampler = Sampler(sampling)
         let cache = KVCache(config: config, capacity: prompt.count + maxTokens)

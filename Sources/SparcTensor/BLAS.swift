@@ -9,6 +9,9 @@ import CBLAS
 public enum BLAS {
     private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 
+    /// The kernel family OpenBLAS chose for this CPU (e.g. "Haswell", "SkylakeX").
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
     /// Raw row-major sgemm: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C.
     /// Runs on the calling thread.
     @inline(__always)

@@ -7,13 +7,19 @@ public enum Kernels {
 
     /// e^x on 16 lanes: Cody–Waite range reduction x = n·ln2 + r, a degree-6 polynomial
     /// for e^r on |r| ≤ ln2/2, then scaling by 2^n through the exponent bits.
-    /// Relative error about 2 ulp; inputs below -87.3 give 0, above 88.7 give +inf.
+    /// Relative error about 2 ulp; inputs below -87.3 give 0, above 88.7 give +inf, NaN
+    /// gives NaN (a NaN must not reach the float → integer conversion, which traps).
     @inline(__always)
     public static func exp(_ x: V) -> V {
         let lo = V(repeating: -87.33654), hi = V(repeating: 88.72283)
-        var xc = x.replacing(with: lo, where: x .< lo)
+        let isNaN = x .!= x
+        var xc = x.replacing(with: 0, where: isNaN)
+        xc = xc.replacing(with: lo, where: xc .< lo)
         xc = xc.replacing(with: hi, where: xc .> hi)
-        let n = (xc * V(repeating: 1.442695041)).rounded(.toNearestOrEven)
+        // Round to nearest by adding 1.5·2²³: the integer lands in the low mantissa bits.
+        let magic = V(repeating: 12_582_912)
+        let shifted = xc * V(repeating: 1.442695041) + magic
+        let n = shifted - magic
         var r = xc - n * V(repeating: 0.693359375)
         r = r - n * V(repeating: -2.12194440e-4)
         var p = V(repeating: 1.9875691500e-4)
@@ -23,32 +29,61 @@ public enum Kernels {
         p = p * r + V(repeating: 1.6666665459e-1)
         p = p * r + V(repeating: 5.0000001201e-1)
         p = p * r * r + r + V(repeating: 1)
-        // 2^n: n + 127 into the exponent field; n is in [-126, 128] after clamping.
-        let ni = SIMD16<Int32>(n)
-        let clampedExp = (ni &+ 127).clamped(lowerBound: SIMD16(repeating: 1), upperBound: SIMD16(repeating: 254))
-        let scale = unsafeBitCast(clampedExp &<< 23, to: V.self)
-        var result = p * scale
-        // n = 128 (x near 88.7) overflows the exponent field: finish with a second factor.
-        result = result.replacing(with: p * V(repeating: 2) * unsafeBitCast(SIMD16<Int32>(repeating: 254) &<< 23, to: V.self),
-                                  where: ni .== 128)
+        // 2^n from the integer bits: n + 127 into the exponent field; n ∈ [-126, 128] after
+        // clamping, and n = 128 (x near 88.7) is finished with a second factor of 2.
+        let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        let top = ni .== 128
+        let e = (ni &+ 127).replacing(with: 254, where: top)
+        var result = p * unsafeBitCast(e &<< 23, to: V.self)
+        result = result.replacing(with: result * V(repeating: 2), where: top)
         result = result.replacing(with: V(repeating: 0), where: x .< lo)
         result = result.replacing(with: V(repeating: .infinity), where: x .> hi)
-        return result
+        return result.replacing(with: V(repeating: .nan), where: isNaN)
     }
 
     @inline(__always)
     public static func exp(_ x: Float) -> Float { exp(V(repeating: x))[0] }
 
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+    /// The first `n` < 16 floats at `p`, the other lanes set to `fill`.
+    @inline(__always) static func loadPartial(_ p: UnsafePointer<Float>, _ n: Int, fill: Float) -> V {
+        var v = V(repeating: fill)
+        for j in 0..<n { v[j] = p[j] }
+        return v
+    }
+
+    @inline(__always) static func storePartial(_ v: V, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        for j in 0..<n { p[j] = v[j] }
+    }
+
     /// In place: x ← x · σ(x)  (SiLU).
     public static func silu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 16 <= count {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-            let s = v / (V(repeating: 1) + exp(-v))
-            UnsafeMutableRawPointer(x + i).storeBytes(of: s, as: V.self)
+            let v = load(x + i)
+            store(v / (V(repeating: 1) + exp(-v)), x + i)
             i += 16
         }
-        while i < count { x[i] = x[i] / (1 + exp(-x[i])); i += 1 }
+        if i < count {
+            let v = loadPartial(x + i, count - i, fill: 0)
+            storePartial(v / (V(repeating: 1) + exp(-v)), x + i, count - i)
+        }
+    }
+
+    /// In place: gate ← SiLU(gate) ⊙ up, the SwiGLU product, in one pass.
+    public static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        var i = 0
+        while i + 16 <= count {
+            let g = load(gate + i)
+            store(g / (V(repeating: 1) + exp(-g)) * load(up + i), gate + i)
+            i += 16
+        }
+        if i < count {
+            let g = loadPartial(gate + i, count - i, fill: 0), u = loadPartial(up + i, count - i, fill: 0)
+            storePartial(g / (V(repeating: 1) + exp(-g)) * u, gate + i, count - i)
+        }
     }
 
     /// In place: a ← a ⊙ b.
@@ -110,21 +145,30 @@ public enum Kernels {
     /// In place softmax of one row; entries at index ≥ `valid` become 0 (causal mask).
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, valid: Int) {
         guard valid > 0 else { x.update(repeating: 0, count: count); return }
-        var m = -Float.infinity
-        for i in 0..<valid { m = max(m, x[i]) }
-        var sum = V(repeating: 0)
-        let vm = V(repeating: m)
+        let full = valid / 16 * 16, tail = valid - full
+        var vmax = V(repeating: -.infinity)
         var i = 0
-        while i + 16 <= valid {
-            let e = exp(UnsafeRawPointer(x + i).loadUnaligned(as: V.self) - vm)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: V.self)
+        while i < full { vmax = pointwiseMax(vmax, load(x + i)); i += 16 }
+        if tail > 0 { vmax = pointwiseMax(vmax, loadPartial(x + full, tail, fill: -.infinity)) }
+        let m = V(repeating: vmax.max())
+        var sum = V(repeating: 0)
+        i = 0
+        while i < full {
+            let e = exp(load(x + i) - m)
+            store(e, x + i)
             sum += e
             i += 16
         }
-        var s = sum.sum()
-        while i < valid { let e = exp(x[i] - m); x[i] = e; s += e; i += 1 }
-        let inv = 1 / s
-        for j in 0..<valid { x[j] *= inv }
+        var tailValues = V(repeating: 0)
+        if tail > 0 {
+            // Padding lanes hold -inf, whose exponential is 0: they add nothing to the sum.
+            tailValues = exp(loadPartial(x + full, tail, fill: -.infinity) - m)
+            sum += tailValues
+        }
+        let inv = V(repeating: 1 / sum.sum())
+        i = 0
+        while i < full { store(load(x + i) * inv, x + i); i += 16 }
+        if tail > 0 { storePartial(tailValues * inv, x + full, tail) }
         if valid < count { (x + valid).update(repeating: 0, count: count - valid) }
     }
 

@@ -34,10 +34,11 @@ struct Bench: ParsableCommand {
         let genSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         let genRate = Double(out.count) / genSeconds
         if json {
-            let obj: [String: Any] = ["threads": Parallel.threads, "forward": rows, "generate_tokens_per_s": genRate]
+            let obj: [String: Any] = ["threads": Parallel.threads, "blas_core": BLAS.coreName, "forward": rows,
+                                      "generate_tokens_per_s": genRate, "generate_tokens": out.count]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
         } else {
-            print("sparc forward, \(Parallel.threads) threads")
+            print("sparc forward, \(Parallel.threads) threads, OpenBLAS \(BLAS.coreName) kernels")
             for r in rows {
                 print(String(format: "  %4d tokens: %8.1f ms  %8.1f tokens/s  %6.1f GFLOP/s",
                              r["tokens"] as! Int, (r["seconds"] as! Double) * 1000, r["tokens_per_s"] as! Double, r["gflops"] as! Double))

@@ -14,6 +14,8 @@ import Testing
         #expect(worst < 3e-7)
         #expect(Kernels.exp(-200) == 0)
         #expect(Kernels.exp(200) == .infinity)
+        #expect(Kernels.exp(.nan).isNaN)
+        #expect(Kernels.exp(-.infinity) == 0)
         let big: Float = 88.7  // n = 128 after range reduction: the two-factor scaling path
         let bigRef = Float(Foundation.exp(Double(big)))
         #expect(abs(Kernels.exp(big) - bigRef) / bigRef < 3e-7)

@@ -84,9 +84,7 @@ extension Model {
             BLAS.linear(H, rows: n, inFeatures: d, weight: layer.gate.storage.pointer, outFeatures: inter, into: G)
             BLAS.linear(H, rows: n, inFeatures: d, weight: layer.up.storage.pointer, outFeatures: inter, into: U)
             Parallel.forRanges(n, minChunk: 8) { r in
-                let off = r.lowerBound * inter, count = r.count * inter
-                Kernels.silu(G + off, count: count)
-                Kernels.multiply(G + off, by: U + off, count: count)
+                Kernels.swiGLU(G + r.lowerBound * inter, U + r.lowerBound * inter, count: r.count * inter)
             }
             BLAS.linear(G, rows: n, inFeatures: inter, weight: layer.down.storage.pointer, outFeatures: d, into: X, accumulate: true)
         }
@@ -102,6 +100,7 @@ extension Model {
         var logits = Tensor(zeros: [selected.count, c.vocabSize])
         BLAS.linear(NR, rows: selected.count, inFeatures: d, weight: w.head.storage.pointer,
                     outFeatures: c.vocabSize, into: ptr(&logits))
+        if tokens.count == 1 { return [logits] }
         let vocab = c.vocabSize
         return logits.withUnsafeBufferPointer { all in
             var out: [Tensor] = []
@@ -115,9 +114,12 @@ extension Model {
         }
     }
 
-    /// Checks ids before they index the embedding table.
-    func validate(_ ids: [Int]) throws {
+    /// Checks ids before they index the embedding table, and lengths before they size buffers.
+    func validate(_ ids: [Int], extraPositions: Int = 0) throws {
         guard !ids.isEmpty else { throw ModelError.invalidInput("empty input: no tokens to run") }
+        guard ids.count <= config.maxPositions - extraPositions else {
+            throw ModelError.invalidInput("\(ids.count) tokens\(extraPositions > 0 ? " + \(extraPositions) new" : "") exceed the model's context length (\(config.maxPositions))")
+        }
         if let bad = ids.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
             throw ModelError.invalidInput("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
         }

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (release build: the real-model checks are slow in debug).
+# SPARC_REQUIRE_MODEL=1 makes the SmolLM2 checks run (and fail) instead of skipping when
+# the default model is missing: install it with `bash scripts/setup.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SPARC_REQUIRE_MODEL=1 swift test -c release "$@"
