@@ -19,14 +19,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "A .gguf file, a Hugging Face folder, or an installed name.")
     var model = "smollm2"
 
-    func load() throws -> Model {
-        do { return try Model.load(model) } catch { throw CleanExit.message(error: error) }
-    }
-}
-
-extension CleanExit {
-    /// Turns a library error into the one-line message ArgumentParser prints.
-    static func message(error: Error) -> ValidationError { ValidationError("\(error)") }
+    func load() throws -> Model { try Model.load(model) }
 }
 
 struct Generate: ParsableCommand {
@@ -92,7 +85,7 @@ struct Install: ParsableCommand {
         guard let entry = ModelRegistry.entry(named: name) else {
             throw ValidationError("unknown model \(name); known: \(ModelRegistry.known.map(\.name).joined(separator: ", "))")
         }
-        do { try ModelRegistry.install(entry) { print($0) } } catch { throw CleanExit.message(error: error) }
+        try ModelRegistry.install(entry) { print($0) }
     }
 }
 
