@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layers, bottom to top: CBLAS (OpenBLAS) → SparcTensor (tensor core) →
-// SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) → sparc (CLI).
+// SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) →
+// SparcLang (the sparc language) → sparc (CLI and REPL).
 let package = Package(
     name: "sparc",
     platforms: [.macOS(.v14)],
@@ -11,6 +12,7 @@ let package = Package(
         .library(name: "SparcTensor", targets: ["SparcTensor"]),
         .library(name: "SparcFormats", targets: ["SparcFormats"]),
         .library(name: "SparcModel", targets: ["SparcModel"]),
+        .library(name: "SparcLang", targets: ["SparcLang"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,17 +23,22 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .target(name: "CEditLine", linkerSettings: [.linkedLibrary("edit")]),
         .target(name: "SparcTensor", dependencies: ["CBLAS"]),
         .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
         .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats"]),
+        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcTensor"]),
         .executableTarget(
             name: "sparc",
             dependencies: [
                 "SparcModel",
+                "SparcLang",
+                "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SparcTensorTests", dependencies: ["SparcTensor"]),
+        .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcTensor"], exclude: ["scripts"]),
         .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"]),
         .testTarget(
             name: "SparcModelTests",

@@ -42,6 +42,7 @@ extension Model {
         var next = forward([prompt], caches: [cache], logitRows: .last)[0]
         let stops = stopTokenIds
         while true {
+            try Interrupt.check()
             let id = next.withUnsafeBufferPointer { sampler.pick($0) }
             out.append(id)
             onToken(id)
@@ -80,6 +81,7 @@ extension Model {
         try validate(ids)
         var nll = 0.0, count = 0, windows = 0, scoredUpTo = 1, begin = 0
         while true {
+            try Interrupt.check()
             let end = min(begin + window, ids.count)
             let logits = try self.logits(Array(ids[begin..<end]))
             logits.withUnsafeBufferPointer { l in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SparcLang
 import SparcModel
 import SparcTensor
 
@@ -8,10 +9,35 @@ struct Sparc: ParsableCommand {
     static let version = "0.1.0"
     static let configuration = CommandConfiguration(
         commandName: "sparc",
-        abstract: "Attribution-guided pruning of large language models.",
+        abstract: "Attribution-guided pruning of large language models: a language and REPL.",
+        usage: """
+            sparc                        open the REPL
+            sparc FILE.sparc [ARGS...]   run a script (ARGS are visible as `args`)
+            sparc -e CODE                evaluate CODE and print the last expression's value
+            sparc <subcommand> ...       generate, perplexity, tokenize, bench, install, info
+            """,
         version: version,
         subcommands: [Generate.self, Perplexity.self, Tokenize.self, Bench.self, Install.self, Info.self]
     )
+
+    @Option(name: .customShort("e"), help: ArgumentHelp("Evaluate CODE and print the value of its last expression.", valueName: "CODE"))
+    var code: String?
+
+    @Argument(help: "A .sparc script to run.")
+    var script: String?
+
+    @Argument(parsing: .captureForPassthrough, help: "Arguments for the script (its `args` list).")
+    var scriptArguments: [String] = []
+
+    func run() throws {
+        if let code {
+            throw ExitCode(Runner.evaluate(code: code, arguments: ([script].compactMap { $0 }) + scriptArguments))
+        }
+        if let script {
+            throw ExitCode(Runner.runFile(script, arguments: scriptArguments))
+        }
+        throw ExitCode(REPL().run())
+    }
 }
 
 /// Options shared by every command that loads a model.

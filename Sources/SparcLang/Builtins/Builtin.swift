@@ -1,0 +1,154 @@
+import SparcModel
+import SparcTensor
+
+/// A parameter of a builtin: a name and, if it may be left out, its default.
+public struct Parameter: Sendable {
+    public let name: String
+    public let defaultValue: Value?
+
+    public init(_ name: String, default value: Value? = nil) {
+        self.name = name
+        self.defaultValue = value
+    }
+}
+
+/// A function implemented in Swift, with the name, parameters and help the REPL shows.
+public final class Builtin: @unchecked Sendable {
+    public let name: String
+    public let parameters: [Parameter]
+    /// Extra positional arguments beyond `parameters` are collected (print, max, …).
+    public let variadic: Bool
+    /// Parameters that can only be given by name (after the variadic ones).
+    public let keywordOnly: [Parameter]
+    public let summary: String
+    public let help: String
+    let body: (Arguments) throws -> Value
+
+    public init(_ name: String, _ parameters: [Parameter] = [], variadic: Bool = false, keywordOnly: [Parameter] = [],
+                summary: String, help: String = "", body: @escaping (Arguments) throws -> Value) {
+        self.name = name
+        self.parameters = parameters
+        self.variadic = variadic
+        self.keywordOnly = keywordOnly
+        self.summary = summary
+        self.help = help
+        self.body = body
+    }
+
+    /// `name(a, b, key: default, …)`.
+    public var signature: String {
+        var parts = parameters.map { p -> String in
+            guard let d = p.defaultValue else { return p.name }
+            return "\(p.name): \(d.repr)"
+        }
+        if variadic { parts.append("…") }
+        parts += keywordOnly.map { "\($0.name): \($0.defaultValue?.repr ?? "…")" }
+        return "\(name)(\(parts.joined(separator: ", ")))"
+    }
+}
+
+/// The arguments of one builtin call, bound to parameter names, with typed accessors
+/// whose errors name the function and the parameter.
+public struct Arguments {
+    public let builtin: Builtin
+    let values: [String: Value]
+    public let rest: [Value]
+    let interpreter: Interpreter
+
+    public subscript(_ name: String) -> Value { values[name] ?? .null }
+
+    public func isGiven(_ name: String) -> Bool {
+        if let v = values[name], case .null = v { return false }
+        return values[name] != nil
+    }
+
+    func fail(_ name: String, _ expected: String, _ got: Value) -> SparcError {
+        SparcError(.type, "\(builtin.name): \(name) must be \(expected), got \(got.typeName)")
+    }
+
+    public func number(_ name: String) throws -> Double {
+        guard case .number(let n) = self[name] else { throw fail(name, "a number", self[name]) }
+        return n
+    }
+
+    public func int(_ name: String) throws -> Int {
+        let n = try number(name)
+        guard n == n.rounded(), abs(n) < 1e15 else { throw SparcError(.value, "\(builtin.name): \(name) must be a whole number, got \(formatNumber(n))") }
+        return Int(n)
+    }
+
+    public func optionalInt(_ name: String) throws -> Int? { isGiven(name) ? try int(name) : nil }
+    public func optionalNumber(_ name: String) throws -> Double? { isGiven(name) ? try number(name) : nil }
+
+    public func string(_ name: String) throws -> String {
+        guard case .string(let s) = self[name] else { throw fail(name, "a string", self[name]) }
+        return s
+    }
+
+    public func bool(_ name: String) throws -> Bool {
+        guard case .bool(let b) = self[name] else { throw fail(name, "true or false", self[name]) }
+        return b
+    }
+
+    public func list(_ name: String) throws -> [Value] {
+        guard case .list(let l) = self[name] else { throw fail(name, "a list", self[name]) }
+        return l
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        switch self[name] {
+        case .tensor(let t): return t
+        case .number(let n): return Tensor(shape: [], values: [Float(n)])
+        case .list(let l): return try tensorFromList(l, context: "\(builtin.name): \(name)")
+        default: throw fail(name, "a tensor", self[name])
+        }
+    }
+
+    public func model(_ name: String) throws -> Model {
+        guard case .model(let m) = self[name] else { throw fail(name, "a model (from load_model)", self[name]) }
+        return m
+    }
+
+    /// Token ids from a string (encoded with the model's tokenizer) or a list of ids.
+    public func tokens(_ name: String, model: Model) throws -> [Int] {
+        switch self[name] {
+        case .string(let s): return model.tokenizer.encode(s)
+        case .list(let l):
+            return try l.map { v in
+                guard case .number(let n) = v, n == n.rounded(), n >= 0, n < Double(model.config.vocabSize) else {
+                    throw SparcError(.value, "\(builtin.name): \(name) must be text or a list of token ids in 0..<\(model.config.vocabSize)")
+                }
+                return Int(n)
+            }
+        default: throw fail(name, "text or a list of token ids", self[name])
+        }
+    }
+}
+
+/// A tensor from nested lists of numbers (rectangular).
+func tensorFromList(_ items: [Value], context: String) throws -> Tensor {
+    var shape: [Int] = []
+    var flat: [Float] = []
+    func walk(_ v: Value, depth: Int) throws {
+        switch v {
+        case .number(let n):
+            guard depth == shape.count else { throw SparcError(.value, "\(context): ragged nested list (not rectangular)") }
+            flat.append(Float(n))
+        case .list(let l):
+            if depth == shape.count {
+                guard flat.isEmpty || depth < shape.count else { throw SparcError(.value, "\(context): ragged nested list (not rectangular)") }
+                shape.append(l.count)
+            } else if depth > shape.count || shape[depth] != l.count {
+                throw SparcError(.value, "\(context): ragged nested list (not rectangular)")
+            }
+            for x in l { try walk(x, depth: depth + 1) }
+        case .tensor(let t) where t.rank == 0:
+            flat.append(t[flat: 0])
+        default:
+            throw SparcError(.type, "\(context): lists for tensors may hold only numbers, got \(v.typeName)")
+        }
+    }
+    try walk(.list(items), depth: 0)
+    guard flat.count == Tensor.elementCount(shape) else { throw SparcError(.value, "\(context): ragged nested list (not rectangular)") }
+    return Tensor(shape: shape, values: flat)
+}

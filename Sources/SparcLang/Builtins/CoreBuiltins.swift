@@ -1,0 +1,119 @@
+import Foundation
+
+/// Printing, sequences, numbers, files, timing.
+enum CoreBuiltins {
+    static let all: [Builtin] = [
+        Builtin("print", variadic: true, summary: "Print values separated by spaces.",
+                help: "print(a, b, …) writes each value (strings without quotes) and a newline.") { a in
+            a.interpreter.output(a.rest.map(\.displayString).joined(separator: " "))
+            return .null
+        },
+        Builtin("len", [Parameter("x")], summary: "Length of a list, string, record or a tensor's first axis.") { a in
+            switch a["x"] {
+            case .list(let l): return .number(Double(l.count))
+            case .string(let s): return .number(Double(s.count))
+            case .record(let r): return .number(Double(r.keys.count))
+            case .tensor(let t) where t.rank > 0: return .number(Double(t.shape[0]))
+            default: throw a.fail("x", "a list, string, record or tensor", a["x"])
+            }
+        },
+        Builtin("range", [Parameter("start"), Parameter("stop", default: .null), Parameter("step", default: .number(1))],
+                summary: "The list start, start+step, … below stop; range(n) is 0..n-1.") { a in
+            var lo = 0, hi = try a.int("start")
+            if a.isGiven("stop") { lo = hi; hi = try a.int("stop") }
+            let step = try a.int("step")
+            guard step != 0 else { throw SparcError(.value, "range: step must not be 0") }
+            let count = step > 0 ? max(0, (hi - lo + step - 1) / step) : max(0, (lo - hi - step - 1) / -step)
+            guard count <= 50_000_000 else { throw SparcError(.value, "range: \(count) items is too many") }
+            return .list(stride(from: lo, to: hi, by: step).map { .number(Double($0)) })
+        },
+        Builtin("min", variadic: true, summary: "Smallest of the arguments, of a list, or of a tensor's elements.") { a in
+            try extremum(a, smallest: true)
+        },
+        Builtin("max", variadic: true, summary: "Largest of the arguments, of a list, or of a tensor's elements.") { a in
+            try extremum(a, smallest: false)
+        },
+        Builtin("abs", [Parameter("x")], summary: "Absolute value of a number or of each tensor element.") { a in
+            switch a["x"] {
+            case .number(let n): return .number(Swift.abs(n))
+            case .tensor(let t): return .tensor(TensorOps.map(t) { Swift.abs($0) })
+            default: throw a.fail("x", "a number or tensor", a["x"])
+            }
+        },
+        Builtin("round", [Parameter("x"), Parameter("digits", default: .number(0))], summary: "Round to a number of decimal digits.") { a in
+            let scale = pow(10, Double(try a.int("digits")))
+            return .number((try a.number("x") * scale).rounded() / scale)
+        },
+        Builtin("sqrt", [Parameter("x")], summary: "Square root.") { a in .number((try a.number("x")).squareRoot()) },
+        Builtin("exp", [Parameter("x")], summary: "e to the power x (elementwise for tensors).") { a in
+            if case .tensor(let t) = a["x"] { return .tensor(TensorOps.map(t) { Foundation.exp($0) }) }
+            return .number(Foundation.exp(try a.number("x")))
+        },
+        Builtin("log", [Parameter("x")], summary: "Natural logarithm (elementwise for tensors).") { a in
+            if case .tensor(let t) = a["x"] { return .tensor(TensorOps.map(t) { Foundation.log($0) }) }
+            return .number(Foundation.log(try a.number("x")))
+        },
+        Builtin("clock", summary: "Monotonic time in seconds, for timing parts of a script.") { _ in
+            .number(Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
+        },
+        Builtin("type", [Parameter("x")], summary: "The type name of a value.") { a in .string(a["x"].typeName) },
+        Builtin("str", [Parameter("x")], summary: "A value as text (what print shows).") { a in .string(a["x"].displayString) },
+        Builtin("keys", [Parameter("record")], summary: "Field names of a record.") { a in
+            guard case .record(let r) = a["record"] else { throw a.fail("record", "a record", a["record"]) }
+            return .list(r.keys.map { .string($0) })
+        },
+        Builtin("append", [Parameter("list"), Parameter("item")], summary: "A new list with item added at the end.") { a in
+            .list(try a.list("list") + [a["item"]])
+        },
+        Builtin("join", [Parameter("items"), Parameter("separator", default: .string(""))], summary: "Join values' text with a separator.") { a in
+            .string(try a.list("items").map(\.displayString).joined(separator: try a.string("separator")))
+        },
+        Builtin("split", [Parameter("text"), Parameter("separator", default: .null)],
+                summary: "Split text on a separator (default: runs of whitespace).") { a in
+            let s = try a.string("text")
+            if a.isGiven("separator") {
+                let sep = try a.string("separator")
+                guard !sep.isEmpty else { throw SparcError(.value, "split: separator must not be empty") }
+                return .list(s.components(separatedBy: sep).map { .string($0) })
+            }
+            return .list(s.split(whereSeparator: { $0.isWhitespace }).map { .string(String($0)) })
+        },
+        Builtin("text", [Parameter("path")], summary: "The contents of a UTF-8 text file.") { a in
+            .string(try readSourceFile(try a.string("path")).get())
+        },
+        Builtin("lines", [Parameter("path")], summary: "The non-empty lines of a UTF-8 text file.") { a in
+            let s = try readSourceFile(try a.string("path")).get()
+            return .list(s.split(separator: "\n", omittingEmptySubsequences: true)
+                .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+                .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { .string($0) })
+        },
+        Builtin("help", [Parameter("function")], summary: "The signature and help text of a function.") { a in
+            switch a["function"] {
+            case .builtin(let b): return .string(b.signature + "\n" + b.summary + (b.help.isEmpty ? "" : "\n" + b.help))
+            case .function(let f): return .string(f.signature)
+            default: throw a.fail("function", "a function", a["function"])
+            }
+        },
+    ]
+
+    private static func extremum(_ a: Arguments, smallest: Bool) throws -> Value {
+        let name = smallest ? "min" : "max"
+        var items = a.rest
+        if items.count == 1 {
+            switch items[0] {
+            case .list(let l): items = l
+            case .tensor(let t):
+                guard t.count > 0 else { throw SparcError(.value, "\(name) of an empty tensor") }
+                let s = t.scalars
+                return .number(Double(smallest ? s.min()! : s.max()!))
+            default: break
+            }
+        }
+        guard !items.isEmpty else { throw SparcError(.value, "\(name) needs at least one value") }
+        var best: Value = items[0]
+        for v in items.dropFirst() {
+            if case .bool(true) = try Operators.binary(smallest ? "<" : ">", v, best).get() { best = v }
+        }
+        return best
+    }
+}

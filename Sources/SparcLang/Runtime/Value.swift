@@ -1,0 +1,140 @@
+import Foundation
+import SparcModel
+import SparcTensor
+
+/// A value of the language. Lists and records have value semantics (assignment copies);
+/// tensors share storage until written (copy-on-write); models are immutable.
+public enum Value: @unchecked Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case list([Value])
+    case record(Record)
+    case function(Function)
+    case builtin(Builtin)
+    case tensor(Tensor)
+    case model(Model)
+
+    public var typeName: String {
+        switch self {
+        case .null: return "nil"
+        case .bool: return "bool"
+        case .number: return "number"
+        case .string: return "string"
+        case .list: return "list"
+        case .record: return "record"
+        case .function, .builtin: return "function"
+        case .tensor: return "tensor"
+        case .model: return "model"
+        }
+    }
+
+    public var isTruthy: Bool {
+        switch self {
+        case .null: return false
+        case .bool(let b): return b
+        case .number(let n): return n != 0
+        case .string(let s): return !s.isEmpty
+        case .list(let l): return !l.isEmpty
+        default: return true
+        }
+    }
+}
+
+/// A record: named fields in insertion order.
+public struct Record: Sendable {
+    public private(set) var keys: [String] = []
+    public private(set) var fields: [String: Value] = [:]
+
+    public init() {}
+    public init(_ pairs: [(String, Value)]) { for (k, v) in pairs { self[k] = v } }
+
+    public subscript(key: String) -> Value? {
+        get { fields[key] }
+        set {
+            if let v = newValue {
+                if fields.updateValue(v, forKey: key) == nil { keys.append(key) }
+            } else if fields.removeValue(forKey: key) != nil {
+                keys.removeAll { $0 == key }
+            }
+        }
+    }
+}
+
+/// A user-defined function: its declaration and the scope it closes over.
+public final class Function: @unchecked Sendable {
+    let decl: FunctionDecl
+    let closure: Environment
+    let source: Source
+
+    init(decl: FunctionDecl, closure: Environment, source: Source) {
+        self.decl = decl
+        self.closure = closure
+        self.source = source
+    }
+
+    public var signature: String {
+        "\(decl.name)(" + decl.parameters.map { $0.defaultValue == nil ? $0.name : "\($0.name): …" }.joined(separator: ", ") + ")"
+    }
+}
+
+// MARK: - formatting
+
+/// Numbers print like integers when they are whole.
+public func formatNumber(_ v: Double) -> String {
+    if v.isNaN { return "nan" }
+    if v.isInfinite { return v > 0 ? "inf" : "-inf" }
+    if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+    return "\(v)"
+}
+
+extension Value {
+    /// The text `print` shows: strings bare, everything else as in the REPL.
+    public var displayString: String {
+        if case .string(let s) = self { return s }
+        return repr
+    }
+
+    /// The REPL's rendering of a value.
+    public var repr: String {
+        switch self {
+        case .null: return "nil"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let n): return formatNumber(n)
+        case .string(let s): return quote(s)
+        case .list(let items):
+            if items.count > 200 { return "[" + items.prefix(100).map(\.repr).joined(separator: ", ") + ", … (\(items.count) items)]" }
+            return "[" + items.map(\.repr).joined(separator: ", ") + "]"
+        case .record(let r): return "{" + r.keys.map { "\($0): \(r.fields[$0]!.repr)" }.joined(separator: ", ") + "}"
+        case .function(let f): return "<fn \(f.signature)>"
+        case .builtin(let b): return "<builtin \(b.signature)>"
+        case .tensor(let t): return TensorFormatter.format(t)
+        case .model(let m): return m.summaryLine
+        }
+    }
+}
+
+func quote(_ s: String) -> String {
+    var out = "\""
+    for c in s {
+        switch c {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "{": out += "\\{"
+        case "}": out += "\\}"
+        default: out.append(c)
+        }
+    }
+    return out + "\""
+}
+
+extension Model {
+    var summaryLine: String {
+        let c = config
+        let millions = String(format: "%.1fM", Double(parameterCount) / 1e6)
+        return "<model \(URL(fileURLWithPath: source).lastPathComponent): \(c.architecture), \(c.numLayers) layers, hidden \(c.hiddenSize), \(millions) parameters>"
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import SparcLang
+
+/// Runs scripts and `-e` code: errors go to stderr as `FILE:LINE:COL: error: …` with
+/// the source line and a caret; the exit status is 0 on success, 1 on error.
+enum Runner {
+    static func runFile(_ path: String, arguments: [String]) -> Int32 {
+        let text: String
+        switch readSourceFile(path) {
+        case .success(let t): text = t
+        case .failure(let e): return report("sparc: \(e.message)")
+        }
+        let interpreter = Interpreter(arguments: arguments)
+        do {
+            _ = try interpreter.run(Source(name: path, text: text))
+            return 0
+        } catch {
+            return report("\(error)")
+        }
+    }
+
+    static func evaluate(code: String, arguments: [String]) -> Int32 {
+        let interpreter = Interpreter(arguments: arguments)
+        do {
+            let value = try interpreter.run(Source(name: "-e", text: code))
+            if case .null = value {} else { print(value.repr) }
+            return 0
+        } catch {
+            return report("\(error)")
+        }
+    }
+
+    static func report(_ message: String) -> Int32 {
+        FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+        return 1
+    }
+}
