@@ -146,6 +146,12 @@ final class REPL {
         sigemptyset(&action.sa_mask)
         action.sa_flags = 0  // no SA_RESTART: a read at the prompt returns, dropping the line
         sigaction(SIGINT, &action, nil)
+        // A blocked SIGINT is inherited across exec (some launchers block it): unblock it,
+        // before the interpreter's threads are created, so Ctrl-C always arrives.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SparcTensor
 @testable import SparcLang
 
 /// Runs code in a fresh interpreter; returns the last value and what `print` wrote.
@@ -61,4 +62,24 @@ func runBinary(_ args: [String], environment: [String: String] = [:], stdin: Str
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Requests an interrupt if not cancelled within `seconds` (stops runaway fuzz programs).
+final class Watchdog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+
+    init(seconds: Double) {
+        Thread.detachNewThread { [self] in
+            Thread.sleep(forTimeInterval: seconds)
+            lock.lock(); defer { lock.unlock() }
+            if !cancelled { Interrupt.request() }
+        }
+    }
+
+    func cancel() {
+        lock.lock(); defer { lock.unlock() }
+        cancelled = true
+        Interrupt.clear()
+    }
 }

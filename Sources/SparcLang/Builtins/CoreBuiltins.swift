@@ -65,6 +65,20 @@ enum CoreBuiltins {
         Builtin("append", [Parameter("list"), Parameter("item")], summary: "A new list with item added at the end.") { a in
             .list(try a.list("list") + [a["item"]])
         },
+        Builtin("sort", [Parameter("list"), Parameter("reverse", default: .bool(false))],
+                summary: "The list sorted (numbers or strings, ascending unless reverse: true).") { a in
+            let items = try a.list("list")
+            var failure: SparcError?
+            let sorted = items.sorted { x, y in
+                guard case .bool(let less)? = try? Operators.binary("<", x, y).get() else {
+                    failure = SparcError(.type, "sort: cannot compare a \(x.typeName) with a \(y.typeName)")
+                    return false
+                }
+                return less
+            }
+            if let failure { throw failure }
+            return .list(try a.bool("reverse") ? sorted.reversed() : sorted)
+        },
         Builtin("join", [Parameter("items"), Parameter("separator", default: .string(""))], summary: "Join values' text with a separator.") { a in
             .string(try a.list("items").map(\.displayString).joined(separator: try a.string("separator")))
         },

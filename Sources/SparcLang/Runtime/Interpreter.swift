@@ -363,10 +363,15 @@ public final class Interpreter: @unchecked Sendable {
         if let env = ProcessInfo.processInfo.environment["SPARC_PATH"] {
             path += env.split(separator: ":").map(String.init).filter { !$0.isEmpty }
         }
-        // The installed stdlib: beside the binary (share/sparc/stdlib) or in the build tree.
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
-        path.append(exe.appendingPathComponent("../share/sparc/stdlib").standardized.path)
-        path.append(exe.appendingPathComponent("../../stdlib").standardized.path)
+        // The installed stdlib: share/sparc/stdlib beside the binary's folder, or the
+        // stdlib/ folder of the source tree the binary was built in (.build/<triple>/release).
+        var dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        path.append(dir.appendingPathComponent("../share/sparc/stdlib").standardized.path)
+        for _ in 0..<4 {
+            dir = dir.deletingLastPathComponent()
+            let candidate = dir.appendingPathComponent("stdlib").path
+            if FileManager.default.fileExists(atPath: candidate + "/lists.sparc") { path.append(candidate); break }
+        }
         return path
     }
 

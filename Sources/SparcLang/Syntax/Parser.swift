@@ -390,6 +390,7 @@ public struct Parser {
     }
 
     private mutating func expectSeparator() throws {
+        if isAtEnd { throw needMore("expected a new line or ; after the statement") }
         guard isSeparator(peek) else { throw error("expected a new line or ; after the statement, found \(describe(peek))") }
         advance()
     }
