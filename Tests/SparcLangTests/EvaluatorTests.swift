@@ -77,6 +77,7 @@ import SparcTensor
         try s.run("let n = 3\nlet name = \"sparc\"")
         #expect(try s.eval(#""{name} has {n * 2} items, \{literal\}""#) == #""sparc has 6 items, \{literal\}""#)
         #expect(try s.run(#""{[1, "a"]}""#).displayString == #"[1, "a"]"#)
+        #expect(try s.run(#"let r = {k: 5}; "k is {r["k"]}, {"}"}""#).displayString == "k is 5, }")
     }
 
     @Test func equalityAndTruthiness() throws {

@@ -127,6 +127,19 @@ struct Lexer {
                     guard i < chars.count, chars[i] != "\n" else {
                         throw SparcError(.syntax, "unterminated {…} in string", at: exprLoc, in: source)
                     }
+                    if chars[i] == "\"" {
+                        // A string inside the expression: copy it whole, braces and all.
+                        expr.append(chars[i]); advance()
+                        while i < chars.count, chars[i] != "\"", chars[i] != "\n" {
+                            if chars[i] == "\\", i + 1 < chars.count { expr.append(chars[i]); advance() }
+                            expr.append(chars[i]); advance()
+                        }
+                        guard i < chars.count, chars[i] == "\"" else {
+                            throw SparcError(.syntax, "unterminated string inside {…}", at: exprLoc, in: source)
+                        }
+                        expr.append(chars[i]); advance()
+                        continue
+                    }
                     if chars[i] == "{" { nesting += 1 }
                     if chars[i] == "}" { if nesting == 0 { break }; nesting -= 1 }
                     expr.append(chars[i]); advance()

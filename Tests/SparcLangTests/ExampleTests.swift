@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+@testable import SparcLang
+import SparcModel
+
+/// Every script in examples/ runs on the default model without error. They run when the
+/// model is installed and must run when SPARC_REQUIRE_MODEL=1 (scripts/test.sh, CI).
+@Suite struct ExampleTests {
+    static let modelAvailable: Bool = {
+        FileManager.default.fileExists(atPath: ModelRegistry.path(of: ModelRegistry.entry(named: "smollm2")!))
+            || ProcessInfo.processInfo.environment["SPARC_REQUIRE_MODEL"] == "1"
+    }()
+
+    static var examples: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: Paths.examples.path)) ?? []).filter { $0.hasSuffix(".sparc") }.sorted()
+    }
+
+    @Test(.enabled(if: modelAvailable), arguments: examples)
+    func exampleRuns(file: String) throws {
+        let s = Session()
+        s.interpreter.modulePath = [Paths.repo.appendingPathComponent("stdlib").path]
+        let path = Paths.examples.appendingPathComponent(file).path
+        let code = try String(contentsOfFile: path, encoding: .utf8)
+        do { try s.run(code, name: path) } catch { Issue.record("\(error)") }
+        #expect(!s.output.isEmpty)
+    }
+
+    @Test func quickstartPredictsParis() throws {
+        try #require(ExampleTests.modelAvailable)
+        let s = Session()
+        try s.run(try String(contentsOfFile: Paths.examples.appendingPathComponent("quickstart.sparc").path, encoding: .utf8))
+        #expect(s.output.contains("   Paris  logit 17.371"), "\(s.output)")
+        #expect(s.output.contains("chat: The capital of France is Paris."))
+    }
+}
