@@ -114,33 +114,16 @@ public enum Sampling: Sendable, Equatable {
     case sample(temperature: Double, topK: Int? = nil, topP: Double? = nil, seed: UInt64)
 }
 
-/// Picks tokens from logits; a seeded xoshiro256** generator makes sampling reproducible.
+/// Picks tokens from logits; a seeded generator makes sampling reproducible.
 struct Sampler {
     let mode: Sampling
-    var state: (UInt64, UInt64, UInt64, UInt64)
+    var random: Xoshiro256
 
     init(_ mode: Sampling) {
         self.mode = mode
         var seed: UInt64 = 0
         if case .sample(_, _, _, let s) = mode { seed = s }
-        // SplitMix64 expands the seed into the four state words.
-        func splitmix(_ x: inout UInt64) -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        state = (splitmix(&seed), splitmix(&seed), splitmix(&seed), splitmix(&seed))
-    }
-
-    mutating func nextUniform() -> Double {
-        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
-        let t = state.1 << 17
-        state.2 ^= state.0; state.3 ^= state.1; state.1 ^= state.2; state.0 ^= state.3
-        state.2 ^= t
-        state.3 = state.3 << 45 | state.3 >> 19
-        return Double(result >> 11) * 0x1.0p-53
+        random = Xoshiro256(seed: seed)
     }
 
     mutating func pick(_ logits: UnsafeBufferPointer<Float>) -> Int {
@@ -163,7 +146,7 @@ struct Sampler {
                 let s = probs.reduce(0, +)
                 probs = probs.map { $0 / s }
             }
-            var u = nextUniform()
+            var u = random.nextDouble()
             for (i, p) in probs.enumerated() {
                 u -= p
                 if u < 0 { return order[i] }

@@ -151,26 +151,10 @@ enum TensorBuiltins {
         return shape.isEmpty ? .number(Double(out[0])) : .tensor(Tensor(shape: shape, values: out))
     }
 
-    /// Reproducible uniform numbers: xoshiro256** seeded through SplitMix64.
+    /// Reproducible uniform numbers in [0, 1).
     static func randomTensor(_ a: Arguments, shape: [Int]) throws -> Tensor {
-        var seed = UInt64(bitPattern: Int64(try a.int("seed")))
-        func splitmix() -> UInt64 {
-            seed &+= 0x9E37_79B9_7F4A_7C15
-            var z = seed
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        var s = (splitmix(), splitmix(), splitmix(), splitmix())
-        return Tensor(shape: shape) { dst in
-            for i in 0..<dst.count {
-                let r = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
-                let t = s.1 << 17
-                s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3; s.2 ^= t
-                s.3 = s.3 << 45 | s.3 >> 19
-                dst[i] = Float(r >> 40) * 0x1.0p-24
-            }
-        }
+        var random = Xoshiro256(seed: UInt64(bitPattern: Int64(try a.int("seed"))))
+        return Tensor(shape: shape) { dst in for i in 0..<dst.count { dst[i] = random.nextFloat() } }
     }
 }
 

@@ -181,20 +181,15 @@ public struct Parser {
         return try orExpr()
     }
 
-    private mutating func orExpr() throws -> Expr {
-        var e = try andExpr()
-        while peek.kind == .keyword("or") {
-            let loc = peek.location; advance()
-            e = Expr(kind: .logical("or", e, try andExpr()), location: loc)
-        }
-        return e
-    }
+    private mutating func orExpr() throws -> Expr { try logical("or", operand: { try $0.andExpr() }) }
+    private mutating func andExpr() throws -> Expr { try logical("and", operand: { try $0.notExpr() }) }
 
-    private mutating func andExpr() throws -> Expr {
-        var e = try notExpr()
-        while peek.kind == .keyword("and") {
+    /// A left-associative chain of `and` or `or`.
+    private mutating func logical(_ keyword: String, operand: (inout Parser) throws -> Expr) throws -> Expr {
+        var e = try operand(&self)
+        while peek.kind == .keyword(keyword) {
             let loc = peek.location; advance()
-            e = Expr(kind: .logical("and", e, try notExpr()), location: loc)
+            e = Expr(kind: .logical(keyword, e, try operand(&self)), location: loc)
         }
         return e
     }
