@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, bottom to top: CBLAS (OpenBLAS) → SparcTensor (tensor core) →
 // SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) →
-// SparcLang (the sparc language) → sparc (CLI and REPL).
+// SparcAttribution (AttnLRP and baselines) → SparcLang (the sparc language) → sparc (CLI and REPL).
 let package = Package(
     name: "sparc",
     platforms: [.macOS(.v14)],
@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SparcTensor", targets: ["SparcTensor"]),
         .library(name: "SparcFormats", targets: ["SparcFormats"]),
         .library(name: "SparcModel", targets: ["SparcModel"]),
+        .library(name: "SparcAttribution", targets: ["SparcAttribution"]),
         .library(name: "SparcLang", targets: ["SparcLang"]),
     ],
     dependencies: [
@@ -27,7 +28,8 @@ let package = Package(
         .target(name: "SparcTensor", dependencies: ["CBLAS"]),
         .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
         .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats"]),
-        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcTensor"]),
+        .target(name: "SparcAttribution", dependencies: ["SparcModel", "SparcTensor"]),
+        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcAttribution", "SparcTensor"]),
         .executableTarget(
             name: "sparc",
             dependencies: [
@@ -38,6 +40,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SparcTensorTests", dependencies: ["SparcTensor"]),
+        .testTarget(name: "SparcAttributionTests", dependencies: ["SparcAttribution", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcTensor"], exclude: ["scripts"]),
         .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"]),
         .testTarget(

@@ -19,6 +19,19 @@ extension Model {
         return forward(batch, caches: caches, logitRows: .all)
     }
 
+    /// Logits for each sequence plus every activation of the pass, for a backward pass.
+    public func tracedLogits(batch: [[Int]]) throws -> (logits: [Tensor], trace: ActivationTrace) {
+        guard !batch.isEmpty else { throw ModelError.invalidInput("empty batch") }
+        for ids in batch { try validate(ids) }
+        let caches = batch.map { KVCache(config: config, capacity: $0.count) }
+        let trace = ActivationTrace(layers: config.numLayers)
+        let logits = forward(batch, caches: caches, logitRows: .all, trace: trace)
+        return (logits, trace)
+    }
+
+    /// The output projection `[vocab, hidden]`: `lm_head.weight`, or the embeddings when tied.
+    public var outputProjection: Tensor { weights.head }
+
     /// Logits of the text as the tokenizer encodes it.
     public func logits(text: String) throws -> Tensor { try logits(tokenizer.encode(text)) }
 

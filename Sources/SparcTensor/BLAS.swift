@@ -77,3 +77,32 @@ extension Tensor {
         return out
     }
 }
+
+extension BLAS {
+    /// dx[m, k] (+)= dy[m, n] · W for a weight W stored `[n, k]`: the input gradient of `linear`.
+    public static func linearInputGradient(
+        _ dy: UnsafePointer<Float>, rows m: Int, outFeatures n: Int,
+        weight w: UnsafePointer<Float>, inFeatures k: Int,
+        into dx: UnsafeMutablePointer<Float>, accumulate: Bool = false
+    ) {
+        let beta: Float = accumulate ? 1 : 0
+        Parallel.forRanges(m, minChunk: 16) { rows in
+            sgemm(m: rows.count, n: k, k: n, a: dy + rows.lowerBound * n, lda: n, b: w, ldb: k,
+                  beta: beta, c: dx + rows.lowerBound * k, ldc: k)
+        }
+    }
+
+    /// dW[n, k] (+)= dyᵀ · x over the m rows: the weight gradient of `linear`.
+    /// Split by output rows of dW, so each core writes its own block.
+    public static func linearWeightGradient(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows m: Int,
+        outFeatures n: Int, inFeatures k: Int,
+        into dw: UnsafeMutablePointer<Float>, accumulate: Bool = true
+    ) {
+        let beta: Float = accumulate ? 1 : 0
+        Parallel.forRanges(n, minChunk: 32) { outs in
+            sgemm(transA: true, m: outs.count, n: k, k: m, a: dy + outs.lowerBound, lda: n, b: x, ldb: k,
+                  beta: beta, c: dw + outs.lowerBound * k, ldc: k)
+        }
+    }
+}

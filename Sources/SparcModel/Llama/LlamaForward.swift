@@ -21,7 +21,7 @@ extension Model {
     /// Which rows of each sequence get logits.
     enum LogitRows { case all, last }
 
-    func forward(_ tokens: [[Int]], caches: [KVCache], logitRows: LogitRows) -> [Tensor] {
+    func forward(_ tokens: [[Int]], caches: [KVCache], logitRows: LogitRows, trace: ActivationTrace? = nil) -> [Tensor] {
         let c = config, w = weights
         let d = c.hiddenSize, hd = c.headDim, nH = c.numHeads, nKV = c.numKVHeads
         let qDim = nH * hd, kvDim = nKV * hd, inter = c.intermediateSize
@@ -47,17 +47,24 @@ extension Model {
         var positions = [Int](repeating: 0, count: n)
         for (s, seq) in tokens.enumerated() { for i in 0..<seq.count { positions[starts[s] + i] = caches[s].length + i } }
         let rope = RopeTable(positions: positions, inverseFrequencies: w.inverseFrequencies)
+        trace?.begin(tokens: tokens, starts: starts, rope: rope, heads: nH)
 
         let eps = Float(c.rmsNormEps)
         let scale = 1 / Float(hd).squareRoot()
         for (l, layer) in w.layers.enumerated() {
             // Attention block.
-            rmsNormRows(X, layer.inputNorm, eps: eps, into: H, rows: n, width: d)
+            trace?.record(l, \.residualIn, X, [n, d])
+            let inv1 = rmsNormRows(X, layer.inputNorm, eps: eps, into: H, rows: n, width: d)
+            trace?.record(l, \.attentionNormOut, H, [n, d])
+            trace?.layers[l].attentionNormScale = inv1
             BLAS.linear(H, rows: n, inFeatures: d, weight: layer.q.storage.pointer, outFeatures: qDim, into: Q)
             BLAS.linear(H, rows: n, inFeatures: d, weight: layer.k.storage.pointer, outFeatures: kvDim, into: K)
             BLAS.linear(H, rows: n, inFeatures: d, weight: layer.v.storage.pointer, outFeatures: kvDim, into: V)
             rope.apply(Q, rows: n, heads: nH, headDim: hd)
             rope.apply(K, rows: n, heads: nKV, headDim: hd)
+            trace?.record(l, \.queries, Q, [n, qDim])
+            trace?.record(l, \.keys, K, [n, kvDim])
+            trace?.record(l, \.values, V, [n, kvDim])
             for (s, seq) in tokens.enumerated() {
                 let past = caches[s].length, rows = seq.count
                 (caches[s].keys[l].storage.pointer + past * kvDim).update(from: K + starts[s] * kvDim, count: rows * kvDim)
@@ -74,28 +81,42 @@ extension Model {
                 BLAS.sgemm(transB: true, m: rows, n: total, k: hd, alpha: scale,
                            a: queries, lda: qDim, b: keys, ldb: kvDim, c: scores, ldc: total)
                 for i in 0..<rows { Kernels.softmax(scores + i * total, count: total, valid: past + i + 1) }
+                trace?.recordProbabilities(layer: l, sequence: s, head: head, scores, rows: rows, total: total)
                 BLAS.sgemm(m: rows, n: hd, k: total, a: scores, lda: total, b: values, ldb: kvDim,
                            c: A + starts[s] * qDim + head * hd, ldc: qDim)
             }
+            trace?.record(l, \.attentionOut, A, [n, qDim])
             BLAS.linear(A, rows: n, inFeatures: qDim, weight: layer.o.storage.pointer, outFeatures: d, into: X, accumulate: true)
 
             // MLP block (SwiGLU).
-            rmsNormRows(X, layer.postAttentionNorm, eps: eps, into: H, rows: n, width: d)
+            trace?.record(l, \.residualMid, X, [n, d])
+            let inv2 = rmsNormRows(X, layer.postAttentionNorm, eps: eps, into: H, rows: n, width: d)
+            trace?.record(l, \.mlpNormOut, H, [n, d])
+            trace?.layers[l].mlpNormScale = inv2
             BLAS.linear(H, rows: n, inFeatures: d, weight: layer.gate.storage.pointer, outFeatures: inter, into: G)
             BLAS.linear(H, rows: n, inFeatures: d, weight: layer.up.storage.pointer, outFeatures: inter, into: U)
+            trace?.record(l, \.gate, G, [n, inter])
+            trace?.record(l, \.up, U, [n, inter])
             Parallel.forRanges(n, minChunk: 8) { r in
                 Kernels.swiGLU(G + r.lowerBound * inter, U + r.lowerBound * inter, count: r.count * inter)
             }
+            trace?.record(l, \.product, G, [n, inter])
             BLAS.linear(G, rows: n, inFeatures: inter, weight: layer.down.storage.pointer, outFeatures: d, into: X, accumulate: true)
         }
         for (s, seq) in tokens.enumerated() { caches[s].advance(by: seq.count) }
+        trace?.recordFinal(X, [n, d])
 
         // Final norm and output projection, only on the rows that need logits.
         let selected: [Int] = logitRows == .all ? Array(0..<n) : (0..<tokens.count).map { starts[$0 + 1] - 1 }
         var normed = Tensor(zeros: [selected.count, d])
         let NR = ptr(&normed)
+        var finalScale = [Float](repeating: 0, count: selected.count)
         for (j, row) in selected.enumerated() {
-            Kernels.rmsNorm(X + row * d, weight: w.norm.storage.pointer, eps: eps, into: NR + j * d, count: d)
+            finalScale[j] = Kernels.rmsNorm(X + row * d, weight: w.norm.storage.pointer, eps: eps, into: NR + j * d, count: d)
+        }
+        if let trace, logitRows == .all {
+            trace.finalNormScale = finalScale
+            trace.finalNormOut = normed
         }
         var logits = Tensor(zeros: [selected.count, c.vocabSize])
         BLAS.linear(NR, rows: selected.count, inFeatures: d, weight: w.head.storage.pointer,
@@ -133,20 +154,26 @@ private func ptr(_ t: inout Tensor) -> UnsafeMutablePointer<Float> {
     t.withUnsafeMutableBufferPointer { $0.baseAddress! }
 }
 
+/// RMSNorm of every row; returns each row's 1/rms (kept by traces for the backward pass).
+@discardableResult
 private func rmsNormRows(_ x: UnsafeMutablePointer<Float>, _ weight: Tensor, eps: Float,
-                         into y: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+                         into y: UnsafeMutablePointer<Float>, rows: Int, width: Int) -> [Float] {
     let w = weight.storage.pointer
-    Parallel.forRanges(rows, minChunk: 32) { r in
-        for i in r { Kernels.rmsNorm(x + i * width, weight: w, eps: eps, into: y + i * width, count: width) }
+    var scales = [Float](repeating: 0, count: rows)
+    scales.withUnsafeMutableBufferPointer { sc in
+        Parallel.forRanges(rows, minChunk: 32) { r in
+            for i in r { sc[i] = Kernels.rmsNorm(x + i * width, weight: w, eps: eps, into: y + i * width, count: width) }
+        }
     }
+    return scales
 }
 
 /// cos/sin of position · θ_i for each row, and the rotation transformers applies:
 /// pairs (i, i + d/2) of each head (`rotate_half`), not llama.cpp's interleaved pairs.
-struct RopeTable {
-    let half: Int
-    let cos: [Float]
-    let sin: [Float]
+public struct RopeTable: Sendable {
+    public let half: Int
+    public let cos: [Float]
+    public let sin: [Float]
 
     init(positions: [Int], inverseFrequencies inv: [Float]) {
         half = inv.count
@@ -163,7 +190,10 @@ struct RopeTable {
         sin = s
     }
 
-    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int) {
+    /// Rotates each head's pairs by +angle (forward) or −angle (`inverse`, the
+    /// transpose, used to carry gradients back through RoPE, which is linear).
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int, inverse: Bool = false) {
+        let sign: Float = inverse ? -1 : 1
         let stride = heads * headDim
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
@@ -172,9 +202,9 @@ struct RopeTable {
                     for h in 0..<heads {
                         let v = x + r * stride + h * headDim
                         for i in 0..<half {
-                            let a = v[i], b = v[i + half]
-                            v[i] = a * cr[i] - b * sr[i]
-                            v[i + half] = b * cr[i] + a * sr[i]
+                            let a = v[i], b = v[i + half], sn = sign * sr[i]
+                            v[i] = a * cr[i] - b * sn
+                            v[i + half] = b * cr[i] + a * sn
                         }
                     }
                 }
