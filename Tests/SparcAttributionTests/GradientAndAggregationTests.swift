@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import SparcAttribution
+import SparcModel
+import SparcTensor
+
+@Suite struct FiniteDifferenceTests {
+    /// With the LRP rules off, the backward pass is the true gradient: central differences
+    /// of the target logit agree with it for elements of every kind of weight.
+    @Test(arguments: ["tiny-gqa", "tiny-tied"])
+    func gradientModeIsTheTrueGradient(model name: String) throws {
+        let model = try Model.load(RelevanceFixtures.models + "/" + name)
+        let ids = [4, 77, 15, 200, 9, 31, 120]
+        let last = try model.logits(ids).row(ids.count - 1)
+        let target = last.indices.max { last[$0] < last[$1] }!
+        func f(_ m: Model) throws -> Double { Double(try m.logits(ids).row(ids.count - 1)[target]) }
+        let grads = try Attribution.attribute(model, samples: [AttributionSample(ids: ids, target: .token(target))],
+                                              method: .gradient, level: .weight)
+        var rng = Xoshiro256(seed: 11)
+        for layer in 0..<model.config.numLayers {
+            for module in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"] {
+                let name = "model.layers.\(layer).\(module).weight"
+                let w = model.parameters[name]!
+                for _ in 0..<3 {
+                    let i = Int(rng.next() % UInt64(w.count))
+                    let h: Float = 1e-2
+                    var plus = w, minus = w
+                    plus[flat: i] += h
+                    minus[flat: i] -= h
+                    let fd = (try f(model.replacing([name: plus])) - f(model.replacing([name: minus]))) / Double(2 * h)
+                    let g = Double(grads[name]![flat: i])
+                    #expect(abs(fd - g) <= 2e-3 + 2e-2 * abs(g), "\(name)[\(i)]: finite difference \(fd), backward \(g)")
+                }
+            }
+        }
+    }
+}
+
+@Suite struct AggregationTests {
+    @Test func meanOverSamplesIsTheSameInAnyBatching() throws {
+        let model = try Model.load(RelevanceFixtures.models + "/tiny-gqa")
+        let samples = [(0, "lrp"), (1, "lrp"), (2, "lrp")].map { i, mode -> AttributionSample in
+            let p = RelevanceFixtures.prompt(mode, "tiny-gqa", i)
+            return AttributionSample(ids: p.ids, target: p.target)
+        }
+        let one = try Attribution.attribute(model, samples: samples, method: .lrp, level: .weight, batchSize: 1)
+        let all = try Attribution.attribute(model, samples: samples, method: .lrp, level: .weight, batchSize: 3)
+        #expect(one.sampleCount == 3)
+        for key in one.names {
+            // The mean of the three LXT references.
+            var mean = try RelevanceFixtures.tensors.tensor("tiny-gqa/lrp/0/" + key).scalars
+            for i in 1..<3 {
+                let r = try RelevanceFixtures.tensors.tensor("tiny-gqa/lrp/\(i)/" + key).scalars
+                for j in mean.indices { mean[j] += r[j] }
+            }
+            let reference = Tensor(shape: one[key]!.shape, values: mean.map { $0 / 3 })
+            #expect(relativeL2(one[key]!, reference) <= 1e-4, "\(key) (batch 1)")
+            #expect(relativeL2(all[key]!, reference) <= 1e-4, "\(key) (batch 3)")
+        }
+    }
+
+    @Test func tokenRelevanceSumsAsInLXT() throws {
+        // Conservation: Σ token relevance vs the explained logit, the same as LXT's on this model.
+        for name in ["tiny-gqa", "tiny-tied"] {
+            let model = try Model.load(RelevanceFixtures.models + "/" + name)
+            for i in 0..<4 {
+                let p = RelevanceFixtures.prompt("lrp", name, i)
+                let map = try Attribution.attribute(model, samples: [AttributionSample(ids: p.ids, target: p.target)], level: .token)
+                let ours = map["tokens"]!.scalars.reduce(0, +)
+                let lxt = try RelevanceFixtures.tensors.tensor("\(name)/lrp/\(i)/tokens").scalars.reduce(0, +)
+                #expect(abs(Double(ours - lxt)) <= 1e-4 * max(1, abs(Double(lxt))), "\(name) \(i): Σ \(ours) vs LXT \(lxt)")
+            }
+        }
+    }
+
+    @Test func headsAreSumsOfTheirChannels() throws {
+        let model = try Model.load(RelevanceFixtures.models + "/tiny-gqa")
+        let sample = [AttributionSample(ids: [3, 4, 5, 6])]
+        let neurons = try Attribution.attribute(model, samples: sample, level: .neuron)
+        let heads = try Attribution.attribute(model, samples: sample, level: .head)
+        let channels = neurons["model.layers.1.self_attn"]!.scalars
+        let hd = model.config.headDim
+        for h in 0..<model.config.numHeads {
+            #expect(abs(heads["model.layers.1.self_attn"]![flat: h] - channels[(h * hd)..<((h + 1) * hd)].reduce(0, +)) < 1e-5)
+        }
+        let hidden = try Attribution.attribute(model, samples: sample, level: .hidden)
+        let tokens = try Attribution.attribute(model, samples: sample, level: .token)
+        // The residual entering layer 0 is the embedding: same relevance as the tokens.
+        #expect(relativeL2(hidden["model.layers.0"]!, tokens["tokens"]!) < 1e-6)
+    }
+}
+
+@Suite struct BaselineTests {
+    @Test func magnitudeWandaAndActivation() throws {
+        let model = try Model.load(RelevanceFixtures.models + "/tiny-gqa")
+        let name = "model.layers.0.mlp.down_proj.weight"
+        let w = model.parameters[name]!
+        let mag = try Attribution.attribute(model, samples: [AttributionSample(ids: [1])], method: .magnitude)
+        #expect(mag[name]!.scalars == w.scalars.map { abs($0) })
+
+        let ids = [5, 9, 13, 200, 7]
+        let (_, trace) = try model.tracedLogits(batch: [ids])
+        let x = trace.layers[0].product   // down_proj's input [tokens, intermediate]
+        let cols = x.shape[1]
+        let norms = (0..<cols).map { j in (0..<x.shape[0]).map { Double(x[flat: $0 * cols + j]) }.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        let wanda = try Attribution.attribute(model, samples: [AttributionSample(ids: ids)], method: .wanda)
+        for (k, v) in wanda[name]!.scalars.enumerated() {
+            #expect(abs(Double(v) - Double(abs(w[flat: k])) * norms[k % cols]) <= 1e-4 * max(1, Double(v)))
+        }
+        let act = try Attribution.attribute(model, samples: [AttributionSample(ids: ids)], method: .activation, level: .neuron)
+        let meanAbs = (0..<cols).map { j in (0..<x.shape[0]).map { abs(x[flat: $0 * cols + j]) }.reduce(0, +) / Float(x.shape[0]) }
+        #expect(relativeL2(act["model.layers.0.mlp"]!, Tensor(shape: [cols], values: meanAbs)) < 1e-6)
+        #expect(throws: AttributionError.self) { try Attribution.attribute(model, samples: [AttributionSample(ids: ids)], method: .magnitude, level: .token) }
+    }
+}
