@@ -13,6 +13,7 @@ enum CoreBuiltins {
             case .list(let l): return .number(Double(l.count))
             case .string(let s): return .number(Double(s.count))
             case .record(let r): return .number(Double(r.keys.count))
+            case .relevance(let r): return .number(Double(r.names.count))
             case .tensor(let t) where t.rank > 0: return .number(Double(t.shape[0]))
             default: throw a.fail("x", "a list, string, record or tensor", a["x"])
             }
@@ -58,9 +59,12 @@ enum CoreBuiltins {
         },
         Builtin("type", [Parameter("x")], summary: "The type name of a value.") { a in .string(a["x"].typeName) },
         Builtin("str", [Parameter("x")], summary: "A value as text (what print shows).") { a in .string(a["x"].displayString) },
-        Builtin("keys", [Parameter("record")], summary: "Field names of a record.") { a in
-            guard case .record(let r) = a["record"] else { throw a.fail("record", "a record", a["record"]) }
-            return .list(r.keys.map { .string($0) })
+        Builtin("keys", [Parameter("record")], summary: "Field names of a record, or the names in a relevance map.") { a in
+            switch a["record"] {
+            case .record(let r): return .list(r.keys.map { .string($0) })
+            case .relevance(let r): return .list(r.names.map { .string($0) })
+            default: throw a.fail("record", "a record or relevance map", a["record"])
+            }
         },
         Builtin("append", [Parameter("list"), Parameter("item")], summary: "A new list with item added at the end.") { a in
             .list(try a.list("list") + [a["item"]])

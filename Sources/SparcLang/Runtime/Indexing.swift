@@ -26,6 +26,15 @@ enum Indexing {
                 return v
             case .tensor(let t):
                 return try tensorGet(t, idx)
+            case .relevance(let r):
+                guard idx.count == 1, case .single(.string(let key)) = idx[0] else {
+                    throw SparcError(.type, "relevance maps are indexed by a parameter or component name")
+                }
+                guard let t = r[key] else {
+                    let hint = suggestion(for: key, among: r.names).map { "; did you mean \($0)?" } ?? ""
+                    throw SparcError(.name, "relevance map has no entry \(key)\(hint)")
+                }
+                return .tensor(t)
             default:
                 throw SparcError(.type, "a \(container.typeName) cannot be indexed")
             }

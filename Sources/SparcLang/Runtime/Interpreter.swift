@@ -18,7 +18,7 @@ public final class Interpreter: @unchecked Sendable {
 
     public init(arguments: [String] = []) {
         var table: [String: Builtin] = [:]
-        for b in CoreBuiltins.all + TensorBuiltins.all + ModelBuiltins.all { table[b.name] = b }
+        for b in CoreBuiltins.all + TensorBuiltins.all + ModelBuiltins.all + AttributionBuiltins.all { table[b.name] = b }
         builtins = table
         builtinScope = Environment(parent: nil)
         for (name, b) in table.sorted(by: { $0.key < $1.key }) { builtinScope.define(name, .builtin(b), mutable: false) }
@@ -136,6 +136,7 @@ public final class Interpreter: @unchecked Sendable {
         case .list(let l): return l
         case .string(let s): return s.map { .string(String($0)) }
         case .record(let r): return r.keys.map { .string($0) }
+        case .relevance(let r): return r.names.map { .string($0) }
         case .tensor(let t):
             guard t.rank > 0 else { throw SparcError(.type, "cannot iterate over a 0-d tensor", at: loc, in: source) }
             return (0..<t.shape[0]).map { TensorOps.select(t, index: $0) }

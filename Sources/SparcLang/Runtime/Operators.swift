@@ -33,6 +33,8 @@ enum Operators {
             return .success(.list(x + y))
         case (.bool(let x), .bool(let y)) where op == "|" || op == "&":
             return .success(.bool(op == "|" ? x || y : x && y))
+        case (.relevance, _), (_, .relevance):
+            return relevanceBinary(op, a, b)
         case (.tensor, _), (_, .tensor):
             if op != "==" && op != "!=" || isTensorish(a) && isTensorish(b) { return tensorBinary(op, a, b) }
         default:
@@ -41,6 +43,29 @@ enum Operators {
         if op == "==" { return .success(.bool(equal(a, b))) }
         if op == "!=" { return .success(.bool(!equal(a, b))) }
         return .failure(SparcError(.type, "cannot apply \(op) to a \(a.typeName) and a \(b.typeName)"))
+    }
+
+    /// Maps combine key by key (same keys and shapes) or with a number.
+    private static func relevanceBinary(_ op: String, _ a: Value, _ b: Value) -> Result<Value, SparcError> {
+        guard ["+", "-", "*", "/"].contains(op), let f = floatOp(op) else {
+            return .failure(SparcError(.type, "cannot apply \(op) to relevance maps (masks from comparisons arrive with pruning)"))
+        }
+        switch (a, b) {
+        case (.relevance(let x), .number(let y)): return .success(.relevance(x.mapTensors { TensorOps.map($0) { f($0, Float(y)) } }))
+        case (.number(let x), .relevance(let y)): return .success(.relevance(y.mapTensors { TensorOps.map($0) { f(Float(x), $0) } }))
+        case (.relevance(let x), .relevance(let y)):
+            guard x.names == y.names, x.level == y.level else {
+                return .failure(SparcError(.value, "relevance maps differ in their keys or level (\(x.level.rawValue) vs \(y.level.rawValue)): combine maps of the same model and level"))
+            }
+            for n in x.names where x[n]!.shape != y[n]!.shape {
+                return .failure(SparcError(.value, "relevance maps differ in the shape of \(n): \(x[n]!.shape) vs \(y[n]!.shape)"))
+            }
+            var out = x
+            for n in x.names { out.tensors[n] = TensorOps.zip(x[n]!, y[n]!, f) }
+            return .success(.relevance(out))
+        default:
+            return .failure(SparcError(.type, "cannot apply \(op) to a \(a.typeName) and a \(b.typeName)"))
+        }
     }
 
     private static func isTensorish(_ v: Value) -> Bool {
@@ -165,5 +190,16 @@ enum TensorOps {
         case (2, 1): return .success(.tensor(c.reshaped([a.shape[0]])))
         default: return .success(.tensor(c))
         }
+    }
+}
+
+import SparcAttribution
+
+extension RelevanceMap {
+    /// The same map with every tensor transformed.
+    func mapTensors(_ f: (Tensor) -> Tensor) -> RelevanceMap {
+        var out = self
+        for n in names { out.tensors[n] = f(tensors[n]!) }
+        return out
     }
 }

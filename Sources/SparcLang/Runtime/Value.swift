@@ -1,4 +1,5 @@
 import Foundation
+import SparcAttribution
 import SparcModel
 import SparcTensor
 
@@ -15,6 +16,7 @@ public enum Value: @unchecked Sendable {
     case builtin(Builtin)
     case tensor(Tensor)
     case model(Model)
+    case relevance(RelevanceMap)
 
     public var typeName: String {
         switch self {
@@ -27,6 +29,7 @@ public enum Value: @unchecked Sendable {
         case .function, .builtin: return "function"
         case .tensor: return "tensor"
         case .model: return "model"
+        case .relevance: return "relevance"
         }
     }
 
@@ -111,6 +114,7 @@ extension Value {
         case .builtin(let b): return "<builtin \(b.signature)>"
         case .tensor(let t): return TensorFormatter.format(t)
         case .model(let m): return m.summaryLine
+        case .relevance(let r): return r.summaryLine
         }
     }
 }
@@ -136,5 +140,12 @@ extension Model {
         let c = config
         let millions = String(format: "%.1fM", Double(parameterCount) / 1e6)
         return "<model \(URL(fileURLWithPath: source).lastPathComponent): \(c.architecture), \(c.numLayers) layers, hidden \(c.hiddenSize), \(millions) parameters>"
+    }
+}
+
+extension RelevanceMap {
+    var summaryLine: String {
+        let elements = tensors.values.reduce(0) { $0 + $1.count }
+        return "<relevance \(method.rawValue) \(level.rawValue): \(names.count) tensors, \(elements) values, \(sampleCount) sample\(sampleCount == 1 ? "" : "s")>"
     }
 }
