@@ -25,7 +25,8 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "CEditLine", linkerSettings: [.linkedLibrary("edit")]),
-        .target(name: "SparcTensor", dependencies: ["CBLAS"]),
+        .target(name: "CAllocator"),
+        .target(name: "SparcTensor", dependencies: ["CBLAS", "CAllocator"]),
         .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
         .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats"]),
         .target(name: "SparcAttribution", dependencies: ["SparcModel", "SparcTensor"]),
@@ -34,6 +35,7 @@ let package = Package(
             name: "sparc",
             dependencies: [
                 "SparcModel",
+                "SparcAttribution",
                 "SparcLang",
                 "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -106,7 +106,9 @@ public enum Attribution {
         for start in stride(from: 0, to: samples.count, by: batchSize) {
             try Interrupt.check()
             let batch = Array(samples[start..<min(start + batchSize, samples.count)])
-            let (logits, trace) = try model.tracedLogits(batch: batch.map(\.ids))
+            let needsEveryPosition = batch.contains { $0.target == .languageModeling }
+            let forwardOnly = method == .activation || method == .wanda
+            let (logits, trace) = try model.tracedLogits(batch: batch.map(\.ids), lastOnly: forwardOnly || !needsEveryPosition)
             if method == .activation || method == .wanda {
                 accumulateInputStatistics(model, trace, wanda: method == .wanda, norms: &weightInputNorms, sums: &activationSums)
                 activationTokens += trace.starts.last!
@@ -149,9 +151,11 @@ public enum Attribution {
                 put("model.layers.\(l).self_attn", headSums(channels, heads: c.numHeads, headDim: c.headDim))
             }
         case (_, .weight):
+            // The accumulated gradients become the relevances in place (no second weight-sized buffer).
             for name in linearWeightNames(c) {
-                let g = acc.weightGradients[name]!
-                put(name, method == .gradient ? scaled(g, 1 / count) : product(model.parameters[name]!, g, scale: 1 / count))
+                var g = acc.weightGradients.removeValue(forKey: name)!
+                scaleInPlace(&g, by: method == .gradient ? nil : model.parameters[name]!, 1 / count)
+                put(name, g)
             }
         case (_, .neuron):
             for l in 0..<c.numLayers {
@@ -193,7 +197,7 @@ public enum Attribution {
         }
         for (s, sample) in batch.enumerated() {
             let l = logits[s], rows = sample.ids.count, last = trace.starts[s] + rows - 1
-            let lastRow = l.row(rows - 1)
+            let lastRow = l.row(l.shape[0] - 1)  // every row, or only the last one
             switch sample.target {
             case .predicted:
                 let t = lastRow.indices.max { lastRow[$0] < lastRow[$1] || (lastRow[$0] == lastRow[$1] && $0 > $1) }!
@@ -295,13 +299,12 @@ public enum Attribution {
         t.withUnsafeBufferPointer { src in Tensor(shape: t.shape) { for i in 0..<src.count { $0[i] = src[i] * f } } }
     }
 
-    /// a ⊙ b · scale.
-    static func product(_ a: Tensor, _ b: Tensor, scale: Float) -> Tensor {
-        a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in
-            Tensor(shape: a.shape) { out in
-                Parallel.forRanges(out.count, minChunk: 65536) { r in for i in r { out[i] = x[i] * y[i] * scale } }
-            }
-        } }
+    /// g ← g ⊙ w · scale (or g · scale without w), in place.
+    static func scaleInPlace(_ g: inout Tensor, by w: Tensor?, _ scale: Float) {
+        let G = mutablePointer(&g), W = w?.storage.pointer
+        Parallel.forRanges(g.count, minChunk: 65536) { r in
+            if let W { for i in r { G[i] = W[i] * G[i] * scale } } else { for i in r { G[i] *= scale } }
+        }
     }
 
     /// Each column j of W scaled by s[j] (|W| when `absolute`; s alone when `replace`).

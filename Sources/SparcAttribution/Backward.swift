@@ -132,9 +132,11 @@ struct LlamaBackward {
         BLAS.linearInputGradient(dy.storage.pointer, rows: rows, outFeatures: outF, weight: w.storage.pointer, inFeatures: inF,
                                  into: mutablePointer(&dx), accumulate: accumulate)
         guard acc.wantWeights else { return }
-        if acc.weightGradients[name] == nil { acc.weightGradients[name] = Tensor(zeros: w.shape) }
+        // The first batch writes the accumulator (no zeroing pass over it); later ones add.
+        let first = acc.weightGradients[name] == nil
+        if first { acc.weightGradients[name] = Tensor(unsafeUninitializedShape: w.shape) }
         BLAS.linearWeightGradient(dy.storage.pointer, x.storage.pointer, rows: rows, outFeatures: outF, inFeatures: inF,
-                                  into: mutablePointer(&acc.weightGradients[name]!))
+                                  into: mutablePointer(&acc.weightGradients[name]!), accumulate: !first)
     }
 
     /// y = w ⊙ x · r, r = 1/√(mean(x²) + ε). AttnLRP: r constant, dx = w ⊙ dy · r.

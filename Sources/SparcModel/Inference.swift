@@ -19,13 +19,14 @@ extension Model {
         return forward(batch, caches: caches, logitRows: .all)
     }
 
-    /// Logits for each sequence plus every activation of the pass, for a backward pass.
-    public func tracedLogits(batch: [[Int]]) throws -> (logits: [Tensor], trace: ActivationTrace) {
+    /// Logits for each sequence (every position, or only the last when `lastOnly`, which
+    /// spares the large output projection) plus every activation, for a backward pass.
+    public func tracedLogits(batch: [[Int]], lastOnly: Bool = false) throws -> (logits: [Tensor], trace: ActivationTrace) {
         guard !batch.isEmpty else { throw ModelError.invalidInput("empty batch") }
         for ids in batch { try validate(ids) }
         let caches = batch.map { KVCache(config: config, capacity: $0.count) }
         let trace = ActivationTrace(layers: config.numLayers)
-        let logits = forward(batch, caches: caches, logitRows: .all, trace: trace)
+        let logits = forward(batch, caches: caches, logitRows: lastOnly ? .last : .all, trace: trace)
         return (logits, trace)
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SparcAttribution
 import SparcModel
 import SparcTensor
 
@@ -10,9 +11,11 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed repetitions per length (the best is reported).") var repeats = 5
     @Option(help: "New tokens for the generation benchmark.") var generate = 64
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(help: "Time forward + AttnLRP with every weight relevance instead of generation.") var attribution = false
 
     func run() throws {
         let m = try modelOptions.load()
+        if attribution { return try runAttribution(m) }
         let lengths = tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let c = m.config
         var rows: [[String: Any]] = []
@@ -44,6 +47,50 @@ struct Bench: ParsableCommand {
                              r["tokens"] as! Int, (r["seconds"] as! Double) * 1000, r["tokens_per_s"] as! Double, r["gflops"] as! Double))
             }
             print(String(format: "  generation: %.1f tokens/s (%d tokens after a %d-token prompt)", genRate, out.count, prompt.count))
+        }
+    }
+
+    /// Forward vs forward + AttnLRP (predicted-token target, all weight relevances).
+    func runAttribution(_ m: Model) throws {
+        let lengths = tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let c = m.config
+        var rows: [[String: Any]] = []
+        for n in lengths {
+            let ids = (0..<n).map { ($0 * 7919 + 13) % c.vocabSize }
+            func best(_ body: () throws -> Void) rethrows -> Double {
+                try body()  // warm-up
+                var t = Double.infinity
+                for _ in 0..<repeats {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try body()
+                    t = min(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                }
+                return t
+            }
+            let forward = try best { _ = try m.logits(ids) }
+            let lrp = try best { _ = try Attribution.attribute(m, samples: [AttributionSample(ids: ids)], method: .lrp, level: .weight) }
+            // Backward ≈ 2× the forward's products (input and weight gradients); the output
+            // projection runs for the last position only.
+            let forwardNoHead = Bench.forwardFLOPs(c, tokens: n) - 2 * Double(n) * Double(c.hiddenSize) * Double(c.vocabSize)
+            let lrpFlops = 3 * forwardNoHead + 2 * Double(c.hiddenSize) * Double(c.vocabSize)
+            rows.append(["tokens": n, "forward_s": forward, "lrp_s": lrp, "ratio": lrp / forward, "lrp_gflops": lrpFlops / lrp / 1e9])
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peakMiB = Double(usage.ru_maxrss) / 1024
+        let weightsMiB = Double(m.parameterCount * 4) / 1048576
+        if json {
+            let obj: [String: Any] = ["threads": Parallel.threads, "blas_core": BLAS.coreName, "attribution": rows,
+                                      "peak_rss_mib": peakMiB, "f32_weights_mib": weightsMiB]
+            print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
+        } else {
+            print("sparc forward vs forward + AttnLRP (all weight relevances), \(Parallel.threads) threads, OpenBLAS \(BLAS.coreName)")
+            for r in rows {
+                print(String(format: "  %4d tokens: forward %7.1f ms, forward+LRP %7.1f ms (%.2f×), %.1f GFLOP/s",
+                             r["tokens"] as! Int, (r["forward_s"] as! Double) * 1000, (r["lrp_s"] as! Double) * 1000,
+                             r["ratio"] as! Double, r["lrp_gflops"] as! Double))
+            }
+            print(String(format: "  peak memory %.0f MiB (f32 weights %.0f MiB: %.2f×)", peakMiB, weightsMiB, peakMiB / weightsMiB))
         }
     }
 

@@ -4,7 +4,29 @@ import SparcLang
 import SparcModel
 import SparcTensor
 
+/// `sparc SUBCOMMAND …` goes to the runtime tools; anything else is the language:
+/// the REPL, a script with its arguments, or `-e CODE`. (A script's arguments are passed
+/// through untouched, so the two cannot share one parser.)
 @main
+enum Entry {
+    static func main() {
+        let args = Array(CommandLine.arguments.dropFirst())
+        if let first = args.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
+            Tools.main(args)
+        } else {
+            Sparc.main(args)
+        }
+    }
+}
+
+struct Tools: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sparc",
+        abstract: "Runtime tools.",
+        subcommands: [Generate.self, Perplexity.self, Tokenize.self, Bench.self, Install.self, Info.self]
+    )
+}
+
 struct Sparc: ParsableCommand {
     static let version = "0.1.0"
     static let configuration = CommandConfiguration(
@@ -14,10 +36,9 @@ struct Sparc: ParsableCommand {
             sparc                        open the REPL
             sparc FILE.sparc [ARGS...]   run a script (ARGS are visible as `args`)
             sparc -e CODE                evaluate CODE and print the last expression's value
-            sparc <subcommand> ...       generate, perplexity, tokenize, bench, install, info
+            sparc SUBCOMMAND ...         generate, perplexity, tokenize, bench, install, info (sparc SUBCOMMAND --help)
             """,
-        version: version,
-        subcommands: [Generate.self, Perplexity.self, Tokenize.self, Bench.self, Install.self, Info.self]
+        version: version
     )
 
     @Option(name: .customShort("e"), help: ArgumentHelp("Evaluate CODE and print the value of its last expression.", valueName: "CODE"))

@@ -63,6 +63,19 @@ import Testing
         #expect(missing.err.contains("cannot read /no/such/file.sparc"))
     }
 
+    @Test func runtimeSubcommandsAreNotScripts() throws {
+        let info = try runBinary(["info", "--model", Paths.tinyModel])
+        #expect(info.status == 0, "\(info.err)")
+        #expect(info.out.contains("llama: 2 layers, hidden 64"))
+        let tokens = try runBinary(["tokenize", "--model", Paths.tinyModel, "hello"])
+        #expect(tokens.status == 0)
+        #expect(tokens.out.hasPrefix("1 "))  // tiny-gqa's tokenizer adds <|im_start|>
+        let gen = try runBinary(["generate", "--model", Paths.tinyModel, "hi", "--max-tokens", "2"])
+        #expect(gen.status == 0, "\(gen.err)")
+        let help = try runBinary(["bench", "--help"])
+        #expect(help.out.contains("--attribution"))
+    }
+
     @Test func helpVersionAndInstalledStdlib() throws {
         #expect(try runBinary(["--version"]).out == "0.1.0\n")
         let help = try runBinary(["--help"])

@@ -28,9 +28,8 @@ public final class ActivationTrace: @unchecked Sendable {
     public private(set) var starts: [Int] = []
     public private(set) var rope: RopeTable?
     public internal(set) var layers: [Layer]
-    /// Residual stream after the last layer, the final norm's output and 1/rms per row.
+    /// Residual stream after the last layer and the final norm's 1/rms per row.
     public internal(set) var finalResidual = Tensor(zeros: [0])
-    public internal(set) var finalNormOut = Tensor(zeros: [0])
     public internal(set) var finalNormScale: [Float] = []
 
     public init(layers: Int) { self.layers = [Layer](repeating: Layer(), count: layers) }

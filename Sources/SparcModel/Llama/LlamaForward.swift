@@ -108,15 +108,15 @@ extension Model {
 
         // Final norm and output projection, only on the rows that need logits.
         let selected: [Int] = logitRows == .all ? Array(0..<n) : (0..<tokens.count).map { starts[$0 + 1] - 1 }
+        if let trace {
+            // The backward pass needs every row's 1/rms, even where no logits are computed.
+            var all = Tensor(zeros: [n, d])
+            trace.finalNormScale = rmsNormRows(X, w.norm, eps: eps, into: ptr(&all), rows: n, width: d)
+        }
         var normed = Tensor(zeros: [selected.count, d])
         let NR = ptr(&normed)
-        var finalScale = [Float](repeating: 0, count: selected.count)
         for (j, row) in selected.enumerated() {
-            finalScale[j] = Kernels.rmsNorm(X + row * d, weight: w.norm.storage.pointer, eps: eps, into: NR + j * d, count: d)
-        }
-        if let trace, logitRows == .all {
-            trace.finalNormScale = finalScale
-            trace.finalNormOut = normed
+            Kernels.rmsNorm(X + row * d, weight: w.norm.storage.pointer, eps: eps, into: NR + j * d, count: d)
         }
         var logits = Tensor(zeros: [selected.count, c.vocabSize])
         BLAS.linear(NR, rows: selected.count, inFeatures: d, weight: w.head.storage.pointer,

@@ -1,0 +1,9 @@
+// glibc allocator tuning that Swift's Glibc module does not expose (malloc.h).
+#ifndef SPARC_ALLOCATOR_H
+#define SPARC_ALLOCATOR_H
+
+/// Serve large allocations from the heap and never trim it, so big tensors are reused
+/// rather than mapped and unmapped on every call.
+void sparc_keep_large_buffers_in_heap(void);
+
+#endif
