@@ -95,7 +95,8 @@ public enum Attribution {
 
         let c = model.config
         let rules: LlamaBackward.Rules = method == .lrp ? .attnLRP : .gradient
-        let acc = LlamaBackward.Accumulators(wantWeights: level == .weight && method != .activation && method != .wanda)
+        let acc = LlamaBackward.Accumulators(wantWeights: level == .weight && method != .activation && method != .wanda,
+                                             wantNeurons: level == .neuron || level == .head, wantResiduals: level == .hidden)
         var weightInputNorms: [String: [Double]] = [:]       // wanda: Σ_t x_tj² per weight
         var activationSums: [String: [Double]] = [:]          // activation: Σ_t |a_tj| per component
         var activationTokens = 0

@@ -30,7 +30,15 @@ struct LlamaBackward {
         var mlpNeuronRelevance: [Tensor] = []
         var attentionChannelRelevance: [Tensor] = []
         let wantWeights: Bool
-        init(wantWeights: Bool) { self.wantWeights = wantWeights }
+        /// Neuron/head relevances and per-layer residual gradients cost passes over the
+        /// activations: kept only when a level needs them.
+        let wantNeurons: Bool
+        let wantResiduals: Bool
+        init(wantWeights: Bool, wantNeurons: Bool = false, wantResiduals: Bool = false) {
+            self.wantWeights = wantWeights
+            self.wantNeurons = wantNeurons
+            self.wantResiduals = wantResiduals
+        }
     }
 
     let model: Model
@@ -54,6 +62,7 @@ struct LlamaBackward {
         var dProd = Tensor(zeros: [n, inter]), dGate = Tensor(zeros: [n, inter]), dUp = Tensor(zeros: [n, inter])
         var dH = Tensor(zeros: [n, d])
         var dAtt = Tensor(zeros: [n, qDim]), dQ = Tensor(zeros: [n, qDim])
+        var dKPerHead = Tensor(zeros: [n, qDim]), dVPerHead = Tensor(zeros: [n, qDim])
         var dK = Tensor(zeros: [n, kvDim]), dV = Tensor(zeros: [n, kvDim])
         if acc.residualGradients.count != c.numLayers { acc.residualGradients = [Tensor](repeating: Tensor(zeros: [0]), count: c.numLayers) }
         if acc.mlpNeuronRelevance.isEmpty {
@@ -70,7 +79,7 @@ struct LlamaBackward {
 
             // MLP: x += down(act(gate(h)) · up(h)), h = RMSNorm(x).
             linearBackward(dX, input: a.product, weight: wDown, name: pre + "mlp.down_proj.weight", into: &dProd, acc: acc)
-            accumulateRelevance(a.product, dProd, into: &acc.mlpNeuronRelevance[l])
+            if acc.wantNeurons { accumulateRelevance(a.product, dProd, into: &acc.mlpNeuronRelevance[l]) }
             swiGLUBackward(dProd, gate: a.gate, up: a.up, product: a.product, dGate: &dGate, dUp: &dUp, lrp: lrp)
             linearBackward(dGate, input: a.mlpNormOut, weight: wGate, name: pre + "mlp.gate_proj.weight", into: &dH, acc: acc)
             linearBackward(dUp, input: a.mlpNormOut, weight: wUp, name: pre + "mlp.up_proj.weight", into: &dH, acc: acc, accumulate: true)
@@ -78,38 +87,48 @@ struct LlamaBackward {
 
             // Attention: x += o(softmax(q kᵀ/√d) v), q, k, v from h = RMSNorm(x).
             linearBackward(dX, input: a.attentionOut, weight: wO, name: pre + "self_attn.o_proj.weight", into: &dAtt, acc: acc)
-            accumulateRelevance(a.attentionOut, dAtt, into: &acc.attentionChannelRelevance[l])
+            if acc.wantNeurons { accumulateRelevance(a.attentionOut, dAtt, into: &acc.attentionChannelRelevance[l]) }
             let DA = dAtt.storage.pointer, DQ = mutablePointer(&dQ), DK = mutablePointer(&dK), DV = mutablePointer(&dV)
-            memset(DK, 0, n * kvDim * 4)
-            memset(DV, 0, n * kvDim * 4)
+            let DKH = mutablePointer(&dKPerHead), DVH = mutablePointer(&dVPerHead)
             let Q = a.queries.storage.pointer, K = a.keys.storage.pointer, V = a.values.storage.pointer
             let (qkFactor, vFactor): (Float, Float) = lrp ? (0.25, 0.5) : (1, 1)
-            // One job per (sequence, kv head): the heads of a GQA group add into the same dK, dV.
-            Parallel.forEach(trace.tokens.count * nKV) { job in
-                let s = job / nKV, kvHead = job % nKV
+            // One job per (sequence, head); each head writes its own key/value gradient
+            // columns, summed over the GQA group afterwards.
+            Parallel.forEach(trace.tokens.count * nH) { job in
+                let s = job / nH, head = job % nH, kvHead = head / group
                 let rows = trace.tokens[s].count, r0 = trace.starts[s]
                 let dP = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
                 defer { dP.deallocate() }
-                for head in (kvHead * group)..<((kvHead + 1) * group) {
-                    let P = trace.layers[l].probabilities[s].storage.pointer + head * rows * rows
-                    let dOut = DA + r0 * qDim + head * hd
-                    let keys = K + r0 * kvDim + kvHead * hd, values = V + r0 * kvDim + kvHead * hd
-                    // out = P·V:  dP = dOut·Vᵀ,  dV += Pᵀ·dOut (value path, halved under AttnLRP)
-                    BLAS.sgemm(transB: true, m: rows, n: rows, k: hd, a: dOut, lda: qDim, b: values, ldb: kvDim, c: dP, ldc: rows)
-                    BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: vFactor, a: P, lda: rows, b: dOut, ldb: qDim,
-                               beta: 1, c: DV + r0 * kvDim + kvHead * hd, ldc: kvDim)
-                    // softmax Jacobian: dS = P ⊙ (dP − Σ_j dP·P), then S = scale·q·kᵀ
-                    for i in 0..<rows {
-                        let pr = P + i * rows, dr = dP + i * rows
-                        var dot: Float = 0
-                        for j in 0...i { dot += pr[j] * dr[j] }
-                        for j in 0..<rows { dr[j] = j <= i ? pr[j] * (dr[j] - dot) * scale : 0 }
+                let P = trace.layers[l].probabilities[s].storage.pointer + head * rows * rows
+                let dOut = DA + r0 * qDim + head * hd
+                let keys = K + r0 * kvDim + kvHead * hd, values = V + r0 * kvDim + kvHead * hd
+                // out = P·V:  dP = dOut·Vᵀ,  dV = Pᵀ·dOut (value path, halved under AttnLRP)
+                BLAS.sgemm(transB: true, m: rows, n: rows, k: hd, a: dOut, lda: qDim, b: values, ldb: kvDim, c: dP, ldc: rows)
+                BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: vFactor, a: P, lda: rows, b: dOut, ldb: qDim,
+                           c: DVH + r0 * qDim + head * hd, ldc: qDim)
+                // softmax Jacobian: dS = P ⊙ (dP − Σ_j dP·P), then S = scale·q·kᵀ
+                for i in 0..<rows {
+                    let pr = P + i * rows, dr = dP + i * rows
+                    var dot: Float = 0
+                    for j in 0...i { dot += pr[j] * dr[j] }
+                    for j in 0..<rows { dr[j] = j <= i ? pr[j] * (dr[j] - dot) * scale : 0 }
+                }
+                // dQ = dS·K, dK = dSᵀ·Q (each divided by 4 under AttnLRP)
+                BLAS.sgemm(m: rows, n: hd, k: rows, alpha: qkFactor, a: dP, lda: rows, b: keys, ldb: kvDim,
+                           c: DQ + r0 * qDim + head * hd, ldc: qDim)
+                BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: qkFactor, a: dP, lda: rows,
+                           b: Q + r0 * qDim + head * hd, ldb: qDim, c: DKH + r0 * qDim + head * hd, ldc: qDim)
+            }
+            Parallel.forRanges(n, minChunk: 16) { r in
+                for row in r {
+                    for kvHead in 0..<nKV {
+                        let outK = DK + row * kvDim + kvHead * hd, outV = DV + row * kvDim + kvHead * hd
+                        for j in 0..<hd { outK[j] = 0; outV[j] = 0 }
+                        for head in (kvHead * group)..<((kvHead + 1) * group) {
+                            let k = DKH + row * qDim + head * hd, v = DVH + row * qDim + head * hd
+                            for j in 0..<hd { outK[j] += k[j]; outV[j] += v[j] }
+                        }
                     }
-                    // dQ = dS·K, dK += dSᵀ·Q (each divided by 4 under AttnLRP)
-                    BLAS.sgemm(m: rows, n: hd, k: rows, alpha: qkFactor, a: dP, lda: rows, b: keys, ldb: kvDim,
-                               c: DQ + r0 * qDim + head * hd, ldc: qDim)
-                    BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: qkFactor, a: dP, lda: rows,
-                               b: Q + r0 * qDim + head * hd, ldb: qDim, beta: 1, c: DK + r0 * kvDim + kvHead * hd, ldc: kvDim)
                 }
             }
             trace.rope!.apply(DQ, rows: n, heads: nH, headDim: hd, inverse: true)
@@ -118,7 +137,7 @@ struct LlamaBackward {
             linearBackward(dK, input: a.attentionNormOut, weight: wK, name: pre + "self_attn.k_proj.weight", into: &dH, acc: acc, accumulate: true)
             linearBackward(dV, input: a.attentionNormOut, weight: wV, name: pre + "self_attn.v_proj.weight", into: &dH, acc: acc, accumulate: true)
             normBackward(dH, weight: p[pre + "input_layernorm.weight"]!, scales: a.attentionNormScale, input: a.residualIn, into: &dX, accumulate: true)
-            acc.residualGradients[l] = dX
+            if acc.wantResiduals { acc.residualGradients[l] = dX }
         }
         acc.embeddingGradient = dX
     }
@@ -165,21 +184,14 @@ struct LlamaBackward {
         }
     }
 
-    /// prod = SiLU(gate) · up. AttnLRP: uniform rule (½ to each factor's path) and the
-    /// identity rule at SiLU; gradient: the product rule and SiLU'(x) = σ(x)(1 + x(1 − σ(x))).
+    /// prod = SiLU(gate) · up: uniform rule and identity rule under AttnLRP (see `Kernels.swiGLUBackward`).
     private func swiGLUBackward(_ dProd: Tensor, gate: Tensor, up: Tensor, product: Tensor,
                                 dGate: inout Tensor, dUp: inout Tensor, lrp: Bool) {
-        let count = dProd.count
         let DP = dProd.storage.pointer, G = gate.storage.pointer, U = up.storage.pointer
         let DG = mutablePointer(&dGate), DU = mutablePointer(&dUp)
-        Parallel.forRanges(count, minChunk: 4096) { r in
-            for i in r {
-                let g = G[i], sig = 1 / (1 + Foundation.exp(-g)), act = g * sig
-                let dp = lrp ? DP[i] * 0.5 : DP[i]
-                DU[i] = dp * act
-                let dAct = dp * U[i]
-                DG[i] = lrp ? dAct * (act / (g + 1e-10)) : dAct * sig * (1 + g * (1 - sig))
-            }
+        Parallel.forRanges(dProd.count / 16, minChunk: 256) { r in
+            let lo = r.lowerBound * 16, hi = r.upperBound == dProd.count / 16 ? dProd.count : r.upperBound * 16
+            Kernels.swiGLUBackward(DP + lo, gate: G + lo, up: U + lo, dGate: DG + lo, dUp: DU + lo, count: hi - lo, lrp: lrp)
         }
     }
 
