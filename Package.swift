@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, bottom to top: CBLAS (OpenBLAS) → SparcTensor (tensor core) →
 // SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) →
-// SparcAttribution (AttnLRP and baselines) → SparcLang (the sparc language) → sparc (CLI and REPL).
+// SparcAttribution (AttnLRP and baselines) → SparcPruning (masks, pruning) → SparcLang (the sparc language) → sparc (CLI and REPL).
 let package = Package(
     name: "sparc",
     platforms: [.macOS(.v14)],
@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SparcFormats", targets: ["SparcFormats"]),
         .library(name: "SparcModel", targets: ["SparcModel"]),
         .library(name: "SparcAttribution", targets: ["SparcAttribution"]),
+        .library(name: "SparcPruning", targets: ["SparcPruning"]),
         .library(name: "SparcLang", targets: ["SparcLang"]),
     ],
     dependencies: [
@@ -30,7 +31,8 @@ let package = Package(
         .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
         .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats"]),
         .target(name: "SparcAttribution", dependencies: ["SparcModel", "SparcTensor"]),
-        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcAttribution", "SparcTensor"]),
+        .target(name: "SparcPruning", dependencies: ["SparcAttribution", "SparcModel", "SparcTensor"]),
+        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcAttribution", "SparcPruning", "SparcTensor"]),
         .executableTarget(
             name: "sparc",
             dependencies: [
@@ -43,6 +45,7 @@ let package = Package(
         ),
         .testTarget(name: "SparcTensorTests", dependencies: ["SparcTensor"]),
         .testTarget(name: "SparcAttributionTests", dependencies: ["SparcAttribution", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "SparcPruningTests", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
         .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcTensor"], exclude: ["scripts"]),
         .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"]),
         .testTarget(

@@ -60,6 +60,16 @@ public struct RelevanceMap: Sendable {
     /// The explained quantity of each sample (e.g. the predicted logit), for conservation checks.
     public var explained: [Double]
 
+    public init(names: [String], tensors: [String: Tensor], method: AttributionMethod, level: AttributionLevel,
+                sampleCount: Int, explained: [Double] = []) {
+        self.names = names
+        self.tensors = tensors
+        self.method = method
+        self.level = level
+        self.sampleCount = sampleCount
+        self.explained = explained
+    }
+
     public subscript(name: String) -> Tensor? { tensors[name] }
 }
 

@@ -1,0 +1,109 @@
+import SparcAttribution
+import SparcTensor
+
+/// Turning relevance maps into masks: the k most or least relevant elements, in a scope.
+public enum Selection {
+    public enum Scope: String, Sendable, CaseIterable {
+        /// One ranking over every element of the map.
+        case global
+        /// A separate ranking inside each tensor (each parameter, or each layer's components).
+        case layer
+        /// A separate ranking inside each row of a 2-D tensor (1-D tensors: the whole tensor).
+        case row
+    }
+
+    /// The `k` largest (`largest: true`) or smallest values in each scope. `k` below 1 is a
+    /// fraction of the scope's size (rounded), 1 or more a count. Ties are broken by
+    /// position (key order, then flat index), so exactly k elements are chosen. NaN never
+    /// counts as large or small: it is chosen last.
+    public static func extreme(_ map: RelevanceMap, k: Double, largest: Bool, per scope: Scope = .global) throws -> Mask {
+        guard k >= 0, k.isFinite else { throw MaskError.invalid("k must be a count ≥ 1 or a fraction in [0, 1)") }
+        var mask = try Mask(like: map)
+        // Each group is a list of (key, flat range) covering one ranking.
+        var groups: [[(String, Range<Int>)]] = []
+        switch scope {
+        case .global: groups = [map.names.map { ($0, 0..<map[$0]!.count) }]
+        case .layer: groups = map.names.map { [($0, 0..<map[$0]!.count)] }
+        case .row:
+            for n in map.names {
+                let t = map[n]!
+                guard t.rank == 2 else { groups.append([(n, 0..<t.count)]); continue }
+                let cols = t.shape[1]
+                for r in 0..<t.shape[0] { groups.append([(n, (r * cols)..<((r + 1) * cols))]) }
+            }
+        }
+        for group in groups {
+            let size = group.reduce(0) { $0 + $1.1.count }
+            let want = k < 1 ? Int((k * Double(size)).rounded()) : min(Int(k), size)
+            guard want > 0 else { continue }
+            // Keys ordered so that "larger" means "chosen first": NaN lowest either way.
+            func key(_ v: Float) -> Float { v.isNaN ? -.infinity : (largest ? v : -v) }
+            var values = [Float]()
+            values.reserveCapacity(size)
+            for (n, r) in group { map[n]!.withUnsafeBufferPointer { p in for i in r { values.append(key(p[i])) } } }
+            let threshold = kthLargest(&values, want)
+            // Everything above the threshold, then ties in position order up to k.
+            var above = 0
+            for (n, r) in group { map[n]!.withUnsafeBufferPointer { p in for i in r where key(p[i]) > threshold { above += 1 } } }
+            var tiesLeft = want - above
+            for (n, r) in group {
+                var bits = mask.bits[n]!
+                map[n]!.withUnsafeBufferPointer { p in
+                    for i in r {
+                        let v = key(p[i])
+                        if v > threshold { bits[i] = true } else if v == threshold && tiesLeft > 0 { bits[i] = true; tiesLeft -= 1 }
+                    }
+                }
+                mask.bits[n] = bits
+            }
+        }
+        return mask
+    }
+
+    /// Elements whose value is above `value`.
+    public static func above(_ map: RelevanceMap, _ value: Float) throws -> Mask {
+        var mask = try Mask(like: map)
+        for n in map.names {
+            var bits = mask.bits[n]!
+            map[n]!.withUnsafeBufferPointer { p in for i in 0..<p.count where p[i] > value { bits[i] = true } }
+            mask.bits[n] = bits
+        }
+        return mask
+    }
+
+    /// The k-th largest value (1-based) by quickselect; reorders `values`.
+    static func kthLargest(_ values: inout [Float], _ k: Int) -> Float {
+        var lo = 0, hi = values.count - 1
+        let target = k - 1
+        while lo < hi {
+            // Median of three as the pivot; Hoare partition into ≥ pivot | ≤ pivot.
+            let mid = lo + (hi - lo) / 2
+            let pivot = median(values[lo], values[mid], values[hi])
+            var i = lo, j = hi
+            while i <= j {
+                while values[i] > pivot { i += 1 }
+                while values[j] < pivot { j -= 1 }
+                if i <= j { values.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if target <= j { hi = j } else if target >= i { lo = i } else { return values[target] }
+        }
+        return values[target]
+    }
+
+    private static func median(_ a: Float, _ b: Float, _ c: Float) -> Float { max(min(a, b), min(max(a, b), c)) }
+
+    /// Each tensor divided by its largest |value| (`layer`), or all by the map's (`global`),
+    /// so maps from different sample sets can be compared and subtracted.
+    public static func normalize(_ map: RelevanceMap, per scope: Scope = .layer) -> RelevanceMap {
+        func peak(_ t: Tensor) -> Float { t.withUnsafeBufferPointer { p in p.reduce(0) { max($0, abs($1)) } } }
+        let global = map.names.reduce(Float(0)) { max($0, peak(map[$1]!)) }
+        var out = map
+        for n in map.names {
+            let t = map[n]!
+            let s = scope == .global ? global : peak(t)
+            let inv: Float = s > 0 ? 1 / s : 0
+            out.tensors[n] = t.withUnsafeBufferPointer { p in Tensor(shape: t.shape) { for i in 0..<p.count { $0[i] = p[i] * inv } } }
+        }
+        return out
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+@testable import SparcPruning
+import SparcAttribution
+import SparcModel
+import SparcTensor
+
+let tinyModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../SparcModelTests/Fixtures/tiny-gqa").standardized.path
+
+/// A weight-level map with random values (and deliberate ties) over two small tensors.
+func randomMap(seed: UInt64, ties: Bool = false) -> RelevanceMap {
+    var rng = Xoshiro256(seed: seed)
+    func t(_ shape: [Int]) -> Tensor {
+        Tensor(shape: shape) { for i in 0..<$0.count { $0[i] = ties ? Float(rng.next() % 5) : rng.nextFloat() * 2 - 1 } }
+    }
+    return RelevanceMap(names: ["a.weight", "b.weight"], tensors: ["a.weight": t([7, 9]), "b.weight": t([5, 13])],
+                        method: .lrp, level: .weight, sampleCount: 1, explained: [])
+}
+
+@Suite struct MaskAlgebraTests {
+    @Test(arguments: 0..<20)
+    func algebraicLaws(seed: Int) throws {
+        let map = randomMap(seed: UInt64(seed))
+        let a = try Selection.extreme(map, k: 0.3, largest: true)
+        let b = try Selection.extreme(map, k: 0.5, largest: false, per: .row)
+        let c = try Selection.above(map, 0.2)
+        func same(_ x: Mask, _ y: Mask) -> Bool { x.names.allSatisfy { x.bits[$0] == y.bits[$0] } }
+        // De Morgan, difference, complement, inclusion–exclusion.
+        #expect(same((try Mask.combine(a, b, |)).complement, try Mask.combine(a.complement, b.complement, &)))
+        #expect(same((try Mask.combine(a, b, &)).complement, try Mask.combine(a.complement, b.complement, |)))
+        #expect(same(try Mask.combine(a, b, -), try Mask.combine(a, b.complement, &)))
+        #expect(same(a.complement.complement, a))
+        #expect(try Mask.combine(a, b, |).count + Mask.combine(a, b, &).count == a.count + b.count)
+        #expect(a.count + a.complement.count == a.size)
+        #expect(same(try Mask.combine(try Mask.combine(a, b, |), c, &), try Mask.combine(try Mask.combine(a, c, &), try Mask.combine(b, c, &), |)))
+    }
+
+    @Test func topkSizesScopesAndTies() throws {
+        let map = randomMap(seed: 7, ties: true)   // values in {0,…,4}: many ties
+        let total = 7 * 9 + 5 * 13
+        #expect(try Selection.extreme(map, k: 10, largest: true).count == 10)
+        #expect(try Selection.extreme(map, k: 0.25, largest: true).count == Int((0.25 * Double(total)).rounded()))
+        #expect(try Selection.extreme(map, k: 1000, largest: true).count == total)
+        #expect(try Selection.extreme(map, k: 0, largest: true).count == 0)
+        // Per layer: k in each tensor; per row: k in each row.
+        let perLayer = try Selection.extreme(map, k: 4, largest: false, per: .layer)
+        #expect(perLayer.bits["a.weight"]!.cardinality == 4 && perLayer.bits["b.weight"]!.cardinality == 4)
+        let perRow = try Selection.extreme(map, k: 2, largest: true, per: .row)
+        #expect(perRow.count == 2 * (7 + 5))
+        for r in 0..<7 { #expect((0..<9).filter { perRow.bits["a.weight"]![r * 9 + $0] }.count == 2) }
+        // Chosen elements are never smaller than unchosen ones; ties go to earlier positions.
+        let top = try Selection.extreme(map, k: 30, largest: true)
+        var chosen: [Float] = [], rest: [Float] = []
+        for n in map.names { for i in 0..<map[n]!.count { (top.bits[n]![i] ? { chosen.append(map[n]![flat: i]) } : { rest.append(map[n]![flat: i]) })() } }
+        #expect(chosen.min()! >= rest.max()!)
+        let boundary = chosen.min()!
+        var seenUnchosenTie = false
+        for n in map.names { for i in 0..<map[n]!.count where map[n]![flat: i] == boundary {
+            if !top.bits[n]![i] { seenUnchosenTie = true } else { #expect(!seenUnchosenTie, "a later tie was chosen before an earlier one") }
+        } }
+    }
+
+    @Test func nanIsNeverPreferred() throws {
+        var map = randomMap(seed: 3)
+        map.tensors["a.weight"]![flat: 0] = .nan
+        #expect(!(try Selection.extreme(map, k: 5, largest: true)).bits["a.weight"]![0])
+        #expect(!(try Selection.extreme(map, k: 5, largest: false)).bits["a.weight"]![0])
+    }
+
+    @Test func combiningDifferentMasksIsAnError() throws {
+        let w = try Selection.extreme(randomMap(seed: 1), k: 3, largest: true)
+        let other = RelevanceMap(names: ["model.layers.0.self_attn"], tensors: ["model.layers.0.self_attn": Tensor(shape: [4], values: [1, 2, 3, 4])],
+                                 method: .lrp, level: .head, sampleCount: 1, explained: [])
+        let h = try Selection.extreme(other, k: 1, largest: true)
+        #expect { try Mask.combine(w, h, |) } throws: { "\($0)".contains("cannot combine a weight mask with a head mask") }
+        let shifted = RelevanceMap(names: ["a.weight", "c.weight"], tensors: ["a.weight": Tensor(zeros: [7, 9]), "c.weight": Tensor(zeros: [5, 13])],
+                                   method: .lrp, level: .weight, sampleCount: 1, explained: [])
+        #expect { try Mask.combine(w, try Selection.extreme(shifted, k: 1, largest: true), &) } throws: { "\($0)".contains("different models") }
+    }
+
+    @Test func normalizeDividesByThePeak() throws {
+        let map = randomMap(seed: 5)
+        let layer = Selection.normalize(map, per: .layer)
+        for n in map.names { #expect(abs(layer[n]!.scalars.map { abs($0) }.max()! - 1) < 1e-6) }
+        let global = Selection.normalize(map, per: .global)
+        #expect(abs(map.names.map { global[$0]!.scalars.map { abs($0) }.max()! }.max()! - 1) < 1e-6)
+    }
+}
+
+@Suite struct PruningTests {
+    @Test func prunedLogitsEqualHandZeroedWeights() throws {
+        let m = try Model.load(tinyModel)
+        let map = try Attribution.attribute(m, samples: [AttributionSample(ids: [3, 17, 99, 5])], level: .weight)
+        let mask = try Selection.extreme(map, k: 0.3, largest: false)
+        let pruned = try Pruning.prune(m, mask)
+        var replaced: [String: Tensor] = [:]
+        for n in mask.names {
+            var t = m.parameters[n]!
+            let bits = mask.bits[n]!
+            for i in 0..<t.count where bits[i] { t[flat: i] = 0 }
+            replaced[n] = t
+        }
+        let byHand = try m.replacing(replaced)
+        let ids = [1, 40, 77, 3, 9, 200]
+        #expect(try pruned.logits(ids).scalars == byHand.logits(ids).scalars)
+        #expect(abs(Pruning.sparsity(pruned) - mask.fraction) < 1e-9)
+        #expect(Pruning.sparsity(m) == 0)
+        // Untouched tensors are shared with the original.
+        #expect(pruned.parameters["model.embed_tokens.weight"]!.sharesStorage(with: m.parameters["model.embed_tokens.weight"]!))
+        #expect(!pruned.parameters["model.layers.0.mlp.up_proj.weight"]!.sharesStorage(with: m.parameters["model.layers.0.mlp.up_proj.weight"]!))
+    }
+
+    @Test func neuronAndHeadPruningRemoveRowsColumnsAndSlices() throws {
+        let m = try Model.load(tinyModel)
+        let c = m.config
+        var neuronBits = BitSet(count: c.intermediateSize)
+        neuronBits[5] = true
+        let neurons = Mask(granularity: .neuron, names: ["model.layers.1.mlp"], shapes: ["model.layers.1.mlp": [c.intermediateSize]],
+                           bits: ["model.layers.1.mlp": neuronBits])
+        let p = try Pruning.prune(m, neurons)
+        #expect(p.parameters["model.layers.1.mlp.gate_proj.weight"]!.row(5).allSatisfy { $0 == 0 })
+        #expect(p.parameters["model.layers.1.mlp.up_proj.weight"]!.row(5).allSatisfy { $0 == 0 })
+        let down = p.parameters["model.layers.1.mlp.down_proj.weight"]!
+        #expect((0..<c.hiddenSize).allSatisfy { down[flat: $0 * c.intermediateSize + 5] == 0 })
+        #expect(p.parameters["model.layers.1.mlp.gate_proj.weight"]!.row(4) == m.parameters["model.layers.1.mlp.gate_proj.weight"]!.row(4))
+
+        var headBits = BitSet(count: c.numHeads)
+        headBits[2] = true
+        let heads = Mask(granularity: .head, names: ["model.layers.0.self_attn"], shapes: ["model.layers.0.self_attn": [c.numHeads]],
+                         bits: ["model.layers.0.self_attn": headBits])
+        let ph = try Pruning.prune(m, heads)
+        let o = ph.parameters["model.layers.0.self_attn.o_proj.weight"]!, qDim = c.numHeads * c.headDim
+        for r in 0..<c.hiddenSize { for j in 0..<qDim {
+            let expected = (j / c.headDim == 2) ? 0 : m.parameters["model.layers.0.self_attn.o_proj.weight"]![flat: r * qDim + j]
+            #expect(o[flat: r * qDim + j] == expected)
+        } }
+        let wrong = Mask(granularity: .head, names: ["model.layers.0.self_attn"], shapes: ["model.layers.0.self_attn": [9]],
+                         bits: ["model.layers.0.self_attn": BitSet(count: 9, filled: true)])
+        #expect { try Pruning.prune(m, wrong) } throws: { "\($0)".contains("it is for another model") }
+    }
+}
