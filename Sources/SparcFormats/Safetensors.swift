@@ -21,7 +21,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     private let index: [String: Int]
 
     /// Element encodings sparc reads, with their byte widths.
-    static let dtypeBytes: [String: Int] = ["F32": 4, "F16": 2, "BF16": 2]
+    static let dtypeBytes: [String: Int] = ["F32": 4, "F16": 2, "BF16": 2, "BOOL": 1, "U8": 1]
 
     public init(path: String) throws {
         self.path = path
@@ -71,7 +71,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                 return n
             }
             guard let width = SafetensorsFile.dtypeBytes[dtype] else {
-                throw FormatError(path, "tensor \(name) has unsupported dtype \(dtype) (sparc reads F32, F16, BF16)")
+                throw FormatError(path, "tensor \(name) has unsupported dtype \(dtype) (sparc reads F32, F16, BF16, BOOL, U8)")
             }
             let (count, overflow) = shape.reduce((1, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
@@ -98,6 +98,9 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func tensor(_ name: String) throws -> Tensor {
         guard let e = entry(name) else { throw FormatError(path, "no tensor named \(name)") }
         let raw = try file.slice(offset: e.offset, count: e.byteCount, what: "tensor \(name)")
+        if e.dtype == "BOOL" || e.dtype == "U8" {
+            return Tensor(shape: e.shape) { out in for i in 0..<out.count { out[i] = Float(raw[i]) } }
+        }
         let type: GGMLType = e.dtype == "F32" ? .f32 : (e.dtype == "F16" ? .f16 : .bf16)
         var t = Tensor(zeros: e.shape)
         t.withUnsafeMutableBufferPointer { Dequantize.decode(type, raw, count: $0.count, into: $0.baseAddress!) }
@@ -107,12 +110,18 @@ public final class SafetensorsFile: @unchecked Sendable {
 
 /// Writes `.safetensors` files.
 public enum SafetensorsWriter {
-    public enum DType: String, Sendable { case f32 = "F32", f16 = "F16", bf16 = "BF16" }
+    public enum DType: String, Sendable {
+        case f32 = "F32", f16 = "F16", bf16 = "BF16"
+        /// One byte per element, nonzero → 1 (masks).
+        case bool = "BOOL"
+
+        var width: Int { self == .f32 ? 4 : (self == .bool ? 1 : 2) }
+    }
 
     public static func encode(_ tensors: [(String, Tensor)], dtype: DType = .f32, metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
-        let width = dtype == .f32 ? 4 : 2
+        let width = dtype.width
         var offset = 0
         for (name, t) in tensors {
             header[name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.count * width]]
@@ -130,6 +139,7 @@ public enum SafetensorsWriter {
                 case .f32: buf.withMemoryRebound(to: UInt8.self) { out.append(contentsOf: $0) }
                 case .f16: out.append(contentsOf: buf.map { Dequantize.halfBits($0) }.withUnsafeBytes { Array($0) })
                 case .bf16: out.append(contentsOf: buf.map { Dequantize.bfloatBits($0) }.withUnsafeBytes { Array($0) })
+                case .bool: out.append(contentsOf: buf.map { $0 != 0 ? UInt8(1) : 0 })
                 }
             }
         }

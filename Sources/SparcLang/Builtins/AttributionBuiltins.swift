@@ -2,6 +2,7 @@ import Foundation
 import SparcAttribution
 import SparcFormats
 import SparcModel
+import SparcPruning
 import SparcTensor
 
 /// Relevance maps: computing, saving, loading, drawing and checking them.
@@ -37,11 +38,12 @@ enum AttributionBuiltins {
             }
         },
         Builtin("save", [Parameter("value"), Parameter("path")],
-                summary: "Save a tensor, record of tensors or relevance map as safetensors (written atomically).") { a in
+                summary: "Save a tensor, record of tensors, relevance map or mask as safetensors (written atomically).") { a in
             let path = try a.string("path")
             switch a["value"] {
             case .tensor(let t): try SafetensorsWriter.write([("tensor", t)], to: path)
             case .relevance(let r): try r.save(to: path)
+            case .mask(let m): try m.save(to: path, metadata: ["sparc_version": RelevanceMap.sparcVersion])
             case .record(let r):
                 let pairs = try r.keys.map { k -> (String, Tensor) in
                     guard case .tensor(let t) = r[k]! else { throw SparcError(.type, "save: field \(k) is a \(r[k]!.typeName), not a tensor") }
@@ -49,7 +51,7 @@ enum AttributionBuiltins {
                 }
                 try SafetensorsWriter.write(pairs, to: path)
             default:
-                throw a.fail("value", "a tensor, record of tensors or relevance map", a["value"])
+                throw a.fail("value", "a tensor, record of tensors, relevance map or mask", a["value"])
             }
             return .string(path)
         },
@@ -59,6 +61,7 @@ enum AttributionBuiltins {
             guard path.hasSuffix(".safetensors") else { return .model(try Model.load(path)) }
             let file = try SafetensorsFile(path: path)
             if let map = try RelevanceMap.load(from: file) { return .relevance(map) }
+            if let mask = try Mask.load(from: file) { return .mask(mask) }
             if file.names == ["tensor"] { return .tensor(try file.tensor("tensor")) }
             return .record(Record(try file.names.map { ($0, .tensor(try file.tensor($0))) }))
         },

@@ -38,7 +38,8 @@ enum CoreBuiltins {
             switch a["x"] {
             case .number(let n): return .number(Swift.abs(n))
             case .tensor(let t): return .tensor(TensorOps.map(t) { Swift.abs($0) })
-            default: throw a.fail("x", "a number or tensor", a["x"])
+            case .relevance(let r): return .relevance(r.mapTensors { TensorOps.map($0) { Swift.abs($0) } })
+            default: throw a.fail("x", "a number, tensor or relevance map", a["x"])
             }
         },
         Builtin("round", [Parameter("x"), Parameter("digits", default: .number(0))], summary: "Round to a number of decimal digits.") { a in

@@ -71,7 +71,11 @@ enum TensorBuiltins {
         Builtin("norm", [Parameter("t")], summary: "Euclidean (Frobenius) norm of a tensor.") { a in
             .number(try a.tensor("t").scalars.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
         },
-        Builtin("topk", [Parameter("t"), Parameter("k")], summary: "The k largest values along the last axis: {values, indices}.") { a in
+        Builtin("topk", [Parameter("t"), Parameter("k"), Parameter("per", default: .string("global"))],
+                summary: "Tensor: the k largest values along the last axis, {values, indices}. Relevance map: a mask of the k most relevant elements (k < 1: a fraction; per: global, layer or row).") { a in
+            if case .relevance = a["t"] {
+                return try PruningBuiltins.topk(Arguments(builtin: a.builtin, values: a.values.merging(["r": a["t"]]) { $1 }, rest: a.rest, interpreter: a.interpreter))
+            }
             let t = try a.tensor("t"), k = try a.int("k")
             guard t.rank >= 1, let n = t.shape.last, k >= 1, k <= n else {
                 throw SparcError(.value, "topk: k must be in 1...\(t.shape.last ?? 0)")

@@ -12,6 +12,8 @@ enum Operators {
         case ("not", _): return .success(.bool(!v.isTruthy))
         case ("~", .bool(let b)): return .success(.bool(!b))
         case ("~", .tensor(let t)): return .success(.tensor(TensorOps.map(t) { $0 == 0 ? 1 : 0 }))
+        case ("~", .mask(let m)): return .success(.mask(m.complement))
+        case ("-", .relevance(let r)): return .success(.relevance(r.mapTensors { TensorOps.map($0) { -$0 } }))
         default: return .failure(SparcError(.type, "cannot apply \(op) to a \(v.typeName)"))
         }
     }
@@ -33,6 +35,27 @@ enum Operators {
             return .success(.list(x + y))
         case (.bool(let x), .bool(let y)) where op == "|" || op == "&":
             return .success(.bool(op == "|" ? x || y : x && y))
+        case (.mask(let x), .mask(let y)):
+            let f: ((BitSet, BitSet) -> BitSet)?
+            switch op {
+            case "|": f = { $0 | $1 }
+            case "&": f = { $0 & $1 }
+            case "-": f = { $0 - $1 }
+            default: f = nil
+            }
+            if let f { return Result { try Mask.combine(x, y, f) }.mapError { SparcError(.value, "\($0)") }.map { .mask($0) } }
+            if op == "==" { return .success(.bool(x.names == y.names && x.names.allSatisfy { x.bits[$0] == y.bits[$0] })) }
+        case (.relevance(let r), .number(let v)) where [">", ">=", "<", "<="].contains(op):
+            // Comparisons select elements: a mask.
+            return Result {
+                let t = Float(v)
+                switch op {
+                case ">": return .mask(try Selection.above(r, t))
+                case "<=": return .mask(try Selection.above(r, t).complement)
+                case "<": return .mask(try Selection.above(r.mapTensors { TensorOps.map($0) { -$0 } }, -t))
+                default: return .mask(try Selection.above(r.mapTensors { TensorOps.map($0) { -$0 } }, -t).complement)
+                }
+            }.mapError { SparcError(.value, "\($0)") }
         case (.relevance, _), (_, .relevance):
             return relevanceBinary(op, a, b)
         case (.tensor, _), (_, .tensor):
@@ -194,6 +217,7 @@ enum TensorOps {
 }
 
 import SparcAttribution
+import SparcPruning
 
 extension RelevanceMap {
     /// The same map with every tensor transformed.

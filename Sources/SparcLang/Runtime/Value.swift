@@ -1,6 +1,7 @@
 import Foundation
 import SparcAttribution
 import SparcModel
+import SparcPruning
 import SparcTensor
 
 /// A value of the language. Lists and records have value semantics (assignment copies);
@@ -17,6 +18,7 @@ public enum Value: @unchecked Sendable {
     case tensor(Tensor)
     case model(Model)
     case relevance(RelevanceMap)
+    case mask(Mask)
 
     public var typeName: String {
         switch self {
@@ -30,6 +32,7 @@ public enum Value: @unchecked Sendable {
         case .tensor: return "tensor"
         case .model: return "model"
         case .relevance: return "relevance"
+        case .mask: return "mask"
         }
     }
 
@@ -115,6 +118,7 @@ extension Value {
         case .tensor(let t): return TensorFormatter.format(t)
         case .model(let m): return m.summaryLine
         case .relevance(let r): return r.summaryLine
+        case .mask(let m): return "<mask \(m.granularity.rawValue): \(m.count) of \(m.size) selected (\(String(format: "%.2f", 100 * m.fraction))%), \(m.names.count) tensors>"
         }
     }
 }

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+@testable import SparcLang
+import SparcModel
+
+@Suite struct PruningBuiltinTests {
+    func session() throws -> Session {
+        let s = Session()
+        try s.run("let m = load_model(\"\(Paths.tinyModel)\")\nlet r = attribute(m, [\"hello world\", \"the model\"])")
+        return s
+    }
+
+    @Test func masksFromMapsAndTheirAlgebra() throws {
+        let s = try session()
+        #expect(try s.eval("topk(r, 0.25)") == "<mask weight: 18432 of 73728 selected (25.00%), 14 tensors>")
+        #expect(try s.eval("count(bottomk(r, 100))") == "100")
+        #expect(try s.eval("count(topk(r, 3, per: \"layer\"))") == "42")
+        // Rows per layer: q 64, k 32, v 32, o 64, gate 128, up 128, down 64 = 512; two layers.
+        #expect(try s.eval("count(topk(r, 2, per: \"row\"))") == "2048")
+        #expect(try s.eval("let a = topk(r, 0.3)\nlet b = r > 0\n(a - b) == (a & ~b)") == "true")
+        #expect(try s.eval("~(a | b) == (~a & ~b)") == "true")
+        #expect(try s.eval("count(r > 0) + count(r <= 0)") == "73728")
+        #expect(try s.eval("count(threshold(r, 0)) == count(r > 0)") == "true")
+        #expect(try s.eval("count(topk(r, 0.1))") == "7373")  // round(0.1 · 73728)
+        #expect(try s.eval("summary(topk(r, 0.5, per: \"layer\"))[0].fraction") == "0.5")
+        #expect(s.error("topk(r, 3) | topk(attribute(m, \"x\", level: \"head\"), 1)").contains("cannot combine a weight mask with a head mask"))
+        #expect(s.error("topk(r, 0.1, per: \"column\")").contains("per must be"))
+        #expect(try s.eval("sum(normalize(r)[\"model.layers.0.mlp.up_proj.weight\"].abs()) > 0") == "true")
+    }
+
+    @Test func pruneAndPersist() throws {
+        let s = try session()
+        let path = NSTemporaryDirectory() + "sparc-mask-\(UUID().uuidString).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try s.run("let keep = topk(abs(r), 0.4)\nlet p = prune(m, ~keep)\nsave(keep, \"\(path)\")")
+        #expect(try s.eval("sparsity(p)") == Value.number(Double(73728 - Int((0.4 * 73728).rounded())) / 73728).repr)
+        #expect(try s.eval("sparsity(m)") == "0")
+        #expect(try s.eval("load(\"\(path)\") == keep") == "true")
+        #expect(try s.eval("perplexity(p, range(40), window: 16) != perplexity(m, range(40), window: 16)") == "true")
+        #expect(try s.eval("prune(m, topk(attribute(m, \"hi\", level: \"head\"), 2)).sparsity() > 0") == "true")
+    }
+}
