@@ -38,12 +38,15 @@ enum AttributionBuiltins {
             }
         },
         Builtin("save", [Parameter("value"), Parameter("path")],
-                summary: "Save a tensor, record of tensors, relevance map or mask as safetensors (written atomically).") { a in
+                summary: "Save a tensor, record, relevance map or mask as safetensors, or a model as .gguf or an HF folder (atomic writes).") { a in
             let path = try a.string("path")
             switch a["value"] {
             case .tensor(let t): try SafetensorsWriter.write([("tensor", t)], to: path)
             case .relevance(let r): try r.save(to: path)
             case .mask(let m): try m.save(to: path, metadata: ["sparc_version": RelevanceMap.sparcVersion])
+            case .model(let m):
+                // A .gguf file, or a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
+                if path.hasSuffix(".gguf") { try m.save(gguf: path) } else { try m.save(huggingFaceFolder: path) }
             case .record(let r):
                 let pairs = try r.keys.map { k -> (String, Tensor) in
                     guard case .tensor(let t) = r[k]! else { throw SparcError(.type, "save: field \(k) is a \(r[k]!.typeName), not a tensor") }
@@ -51,7 +54,7 @@ enum AttributionBuiltins {
                 }
                 try SafetensorsWriter.write(pairs, to: path)
             default:
-                throw a.fail("value", "a tensor, record of tensors, relevance map or mask", a["value"])
+                throw a.fail("value", "a tensor, record of tensors, relevance map, mask or model", a["value"])
             }
             return .string(path)
         },

@@ -160,3 +160,58 @@ extension Tokenizer {
         }
     }
 }
+
+extension Tokenizer {
+    /// A `tokenizer.json` the Hugging Face `tokenizers` library reads back to the same ids.
+    func tokenizerJSON() throws -> [String: Any] {
+        let addedIds = Set(addedTokens.map(\.id))
+        var vocab: [String: Int] = [:]
+        for (id, t) in tokens.enumerated() where !addedIds.contains(id) { vocab[t] = id }
+        func step(_ s: PreTokenizerStep) -> [String: Any] {
+            switch s {
+            case .digits(let individual): return ["type": "Digits", "individual_digits": individual]
+            case .byteLevel(let prefix, let regex):
+                return ["type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": true, "use_regex": regex]
+            case .split(let pattern):
+                let source = SplitPattern.sources.first { $0.value == pattern }!.key
+                return ["type": "Split", "pattern": ["Regex": source], "behavior": "Isolated", "invert": false]
+            }
+        }
+        let pre: Any = preTokenizer.isEmpty ? NSNull() : (preTokenizer.count == 1 ? step(preTokenizer[0]) : ["type": "Sequence", "pretokenizers": preTokenizer.map(step)])
+        var post: Any = ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true]
+        if !prefix.isEmpty || !suffix.isEmpty {
+            func special(_ id: Int) -> [String: Any] { ["SpecialToken": ["id": tokens[id], "type_id": 0]] }
+            let single = prefix.map(special) + [["Sequence": ["id": "A", "type_id": 0]]] + suffix.map(special)
+            let specials = Dictionary((prefix + suffix).map { (tokens[$0], ["id": tokens[$0], "ids": [$0], "tokens": [tokens[$0]]] as [String: Any]) }) { a, _ in a }
+            post = ["type": "TemplateProcessing", "single": single, "pair": single, "special_tokens": specials]
+        }
+        return [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
+            "added_tokens": addedTokens.map { ["id": $0.id, "content": $0.content, "single_word": false, "lstrip": false,
+                                               "rstrip": false, "normalized": false, "special": $0.special] },
+            "normalizer": NSNull(), "pre_tokenizer": pre, "post_processor": post,
+            "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                      "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": ignoreMerges,
+                      "vocab": vocab, "merges": merges],
+        ]
+    }
+
+    /// `tokenizer.ggml.*` metadata for a GGUF file.
+    func addGGUFMetadata(to w: inout GGUFWriter, vocabSize: Int) throws {
+        guard let pre = ggufPreName else {
+            throw ModelError.invalidInput("this tokenizer's pre-tokenizer has no llama.cpp name; it cannot be written to GGUF")
+        }
+        let types: [Int32] = tokens.indices.map { id in
+            addedTokens.first { $0.id == id }.map { $0.special ? 3 : 4 } ?? 1
+        }
+        w.add("tokenizer.ggml.model", .string("gpt2"))
+        w.add("tokenizer.ggml.pre", .string(pre))
+        w.add("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) }))
+        w.add("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) }))
+        w.add("tokenizer.ggml.merges", .array(.string, merges.map { .string($0) }))
+        if let b = bosTokenId { w.add("tokenizer.ggml.bos_token_id", .uint32(UInt32(b))) }
+        if let e = eosTokenId { w.add("tokenizer.ggml.eos_token_id", .uint32(UInt32(e))) }
+        w.add("tokenizer.ggml.add_bos_token", .bool(!prefix.isEmpty))
+    }
+}
