@@ -88,8 +88,11 @@ public enum Attribution {
         }
     }
 
+    /// `absolute`: average |relevance| of each sample (weight level) instead of the signed
+    /// mean, so components relevant with alternating signs do not cancel; each sample then
+    /// runs its own backward pass.
     public static func attribute(_ model: Model, samples: [AttributionSample], method: AttributionMethod = .lrp,
-                                 level: AttributionLevel = .weight, batchSize: Int = 8,
+                                 level: AttributionLevel = .weight, batchSize: Int = 8, absolute: Bool = false,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> RelevanceMap {
         guard !samples.isEmpty else { throw AttributionError.invalid("attribute needs at least one sample") }
         guard batchSize >= 1 else { throw AttributionError.invalid("batch must be at least 1") }
@@ -113,10 +116,13 @@ public enum Attribution {
         var perSample: [[String: Tensor]] = []
         var explained: [Double] = []
 
+        let perSampleAbsolute = absolute && level == .weight && acc.wantWeights
+        var absoluteSums: [String: Tensor] = [:]
         var done = 0
-        for start in stride(from: 0, to: samples.count, by: batchSize) {
+        let step = perSampleAbsolute ? 1 : batchSize
+        for start in stride(from: 0, to: samples.count, by: step) {
             try Interrupt.check()
-            let batch = Array(samples[start..<min(start + batchSize, samples.count)])
+            let batch = Array(samples[start..<min(start + step, samples.count)])
             let needsEveryPosition = batch.contains { $0.target == .languageModeling }
             let forwardOnly = method == .activation || method == .wanda
             let (logits, trace) = try model.tracedLogits(batch: batch.map(\.ids), lastOnly: forwardOnly || !needsEveryPosition)
@@ -129,6 +135,14 @@ public enum Attribution {
                 let backward = LlamaBackward(model: model, rules: rules)
                 let wantsPerToken = level == .token || level == .hidden
                 backward.run(trace, seed: seed, into: acc)
+                if perSampleAbsolute {
+                    // Fold this sample's |W ⊙ ∂W| (or |∂W|) in, and start the next one afresh.
+                    for name in linearWeightNames(c) {
+                        var g = acc.weightGradients.removeValue(forKey: name)!
+                        scaleInPlace(&g, by: method == .gradient ? nil : model.parameters[name]!, 1)
+                        addAbsolute(g, into: &absoluteSums[name, default: Tensor(zeros: g.shape)])
+                    }
+                }
                 if wantsPerToken {
                     perSample += tokenLevel(trace, acc, level: level, method: method, layers: c.numLayers)
                 }
@@ -160,6 +174,12 @@ public enum Attribution {
             for l in 0..<c.numLayers {
                 let channels = activationSums["model.layers.\(l).self_attn.o_proj.weight"]!.map { Float($0 / Double(activationTokens)) }
                 put("model.layers.\(l).self_attn", headSums(channels, heads: c.numHeads, headDim: c.headDim))
+            }
+        case (_, .weight) where perSampleAbsolute:
+            for name in linearWeightNames(c) {
+                var r = absoluteSums.removeValue(forKey: name)!
+                scaleInPlace(&r, by: nil, 1 / count)
+                put(name, r)
             }
         case (_, .weight):
             // The accumulated gradients become the relevances in place (no second weight-sized buffer).
@@ -316,6 +336,12 @@ public enum Attribution {
         Parallel.forRanges(g.count, minChunk: 65536) { r in
             if let W { for i in r { G[i] = W[i] * G[i] * scale } } else { for i in r { G[i] *= scale } }
         }
+    }
+
+    /// sum += |x|.
+    static func addAbsolute(_ x: Tensor, into sum: inout Tensor) {
+        let X = x.storage.pointer, S = mutablePointer(&sum)
+        Parallel.forRanges(x.count, minChunk: 65536) { r in for i in r { S[i] += abs(X[i]) } }
     }
 
     /// Each column j of W scaled by s[j] (|W| when `absolute`; s alone when `replace`).

@@ -113,3 +113,22 @@ import SparcTensor
         #expect(throws: AttributionError.self) { try Attribution.attribute(model, samples: [AttributionSample(ids: ids)], method: .magnitude, level: .token) }
     }
 }
+
+@Suite struct AbsoluteAggregationTests {
+    @Test func meanOfAbsoluteRelevances() throws {
+        let model = try Model.load(RelevanceFixtures.models + "/tiny-gqa")
+        let samples = (0..<3).map { i -> AttributionSample in
+            let p = RelevanceFixtures.prompt("lrp", "tiny-gqa", i)
+            return AttributionSample(ids: p.ids, target: p.target)
+        }
+        let map = try Attribution.attribute(model, samples: samples, method: .lrp, level: .weight, absolute: true)
+        for key in map.names {
+            var mean = [Float](repeating: 0, count: map[key]!.count)
+            for i in 0..<3 {
+                let r = try RelevanceFixtures.tensors.tensor("tiny-gqa/lrp/\(i)/" + key).scalars
+                for j in mean.indices { mean[j] += abs(r[j]) / 3 }
+            }
+            #expect(relativeL2(map[key]!, Tensor(shape: map[key]!.shape, values: mean)) <= 1e-4, "\(key)")
+        }
+    }
+}

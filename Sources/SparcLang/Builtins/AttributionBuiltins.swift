@@ -10,7 +10,7 @@ enum AttributionBuiltins {
     static let all: [Builtin] = [
         Builtin("attribute", [Parameter("m"), Parameter("inputs"), Parameter("method", default: .string("lrp")),
                               Parameter("level", default: .string("weight")), Parameter("target", default: .null),
-                              Parameter("batch", default: .number(8))],
+                              Parameter("batch", default: .number(8)), Parameter("absolute", default: .bool(false))],
                 summary: "Relevance of weights, neurons, heads, hidden states or tokens, averaged over the inputs.",
                 help: """
                     inputs: a text, a list of token ids, or a list of texts / id lists.
@@ -18,6 +18,7 @@ enum AttributionBuiltins {
                     level: "weight", "neuron", "head", "hidden", "token".
                     target: nil (the predicted next token), a token id or one-token text, "lm" (every
                     next token), {answer: …, foil: …} (logit difference), or one of these per input.
+                    absolute: true averages each input's |relevance| (weight level), so alternating signs do not cancel.
                     Returns a relevance map keyed like params(m) (weight level) or by component.
                     """) { a in
             let m = try a.model("m")
@@ -31,7 +32,8 @@ enum AttributionBuiltins {
             let bar = ProgressBar("attribute", total: samples.count)
             defer { bar.finish() }
             do {
-                let map = try Attribution.attribute(m, samples: samples, method: method, level: level, batchSize: try a.int("batch")) { done, _ in bar.update(done) }
+                let map = try Attribution.attribute(m, samples: samples, method: method, level: level, batchSize: try a.int("batch"),
+                                                    absolute: try a.bool("absolute")) { done, _ in bar.update(done) }
                 return .relevance(map)
             } catch let e as AttributionError {
                 throw SparcError(.value, "attribute: \(e)")
