@@ -13,8 +13,11 @@ final class PTYSession {
 
     init(environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        process.arguments = ["-q", "-f", "-e", "-c", Paths.binary, "/dev/null"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["TERM": "xterm"].merging(environment) { $1 }) { $1 }
+        // `exec`: whatever shell `script` starts must not stay in the terminal's process
+        // group, or Ctrl-C kills it (dash dies of SIGINT) and `script` reports 130.
+        process.arguments = ["-q", "-f", "-e", "-c", "exec '\(Paths.binary)'", "/dev/null"]
+        let fixed = ["TERM": "xterm", "SHELL": "/bin/sh"].merging(environment) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(fixed) { $1 }
         process.standardInput = input
         process.standardOutput = output
         process.standardError = output
