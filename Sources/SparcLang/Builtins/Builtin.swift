@@ -78,6 +78,11 @@ public struct Arguments {
     }
 
     public func optionalInt(_ name: String) throws -> Int? { isGiven(name) ? try int(name) : nil }
+    /// Calls a function value given to this builtin (a callback such as harvest's flag).
+    func call(_ f: Value, _ arguments: [Value]) throws -> Value {
+        try interpreter.call(f, arguments, [], at: SourceLocation(line: 1, column: 1), Source(name: "<\(builtin.name)>", text: ""))
+    }
+
     public func optionalNumber(_ name: String) throws -> Double? { isGiven(name) ? try number(name) : nil }
 
     public func string(_ name: String) throws -> String {

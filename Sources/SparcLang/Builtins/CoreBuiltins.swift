@@ -46,6 +46,7 @@ enum CoreBuiltins {
             let scale = pow(10, Double(try a.int("digits")))
             return .number((try a.number("x") * scale).rounded() / scale)
         },
+        Builtin("floor", [Parameter("x")], summary: "The largest whole number ≤ x.") { a in .number((try a.number("x")).rounded(.down)) },
         Builtin("sqrt", [Parameter("x")], summary: "Square root.") { a in .number((try a.number("x")).squareRoot()) },
         Builtin("exp", [Parameter("x")], summary: "e to the power x (elementwise for tensors).") { a in
             if case .tensor(let t) = a["x"] { return .tensor(TensorOps.map(t) { Foundation.exp($0) }) }
@@ -86,6 +87,11 @@ enum CoreBuiltins {
         },
         Builtin("join", [Parameter("items"), Parameter("separator", default: .string(""))], summary: "Join values' text with a separator.") { a in
             .string(try a.list("items").map(\.displayString).joined(separator: try a.string("separator")))
+        },
+        Builtin("replace", [Parameter("text"), Parameter("old"), Parameter("new")], summary: "The text with every occurrence of old replaced by new.") { a in
+            let old = try a.string("old")
+            guard !old.isEmpty else { throw SparcError(.value, "replace: old must not be empty") }
+            return .string(try a.string("text").replacingOccurrences(of: old, with: try a.string("new")))
         },
         Builtin("split", [Parameter("text"), Parameter("separator", default: .null)],
                 summary: "Split text on a separator (default: runs of whitespace).") { a in

@@ -12,13 +12,14 @@ public final class Interpreter: @unchecked Sendable {
     public var output: (String) -> Void = { s in FileHandle.standardOutput.write((s + "\n").data(using: .utf8)!) }
     /// Folders searched by `import` after the importing file's folder.
     public var modulePath: [String] = []
+    private var stdlibModules: [String: Environment] = [:]
     private var imported: Set<String> = []
     private var callDepth = 0
     static let maxCallDepth = 800
 
     public init(arguments: [String] = []) {
         var table: [String: Builtin] = [:]
-        for b in CoreBuiltins.all + TensorBuiltins.all + ModelBuiltins.all + AttributionBuiltins.all + PruningBuiltins.all { table[b.name] = b }
+        for b in CoreBuiltins.all + TensorBuiltins.all + ModelBuiltins.all + AttributionBuiltins.all + PruningBuiltins.all + WorkflowBuiltins.all { table[b.name] = b }
         builtins = table
         builtinScope = Environment(parent: nil)
         for (name, b) in table.sorted(by: { $0.key < $1.key }) { builtinScope.define(name, .builtin(b), mutable: false) }
@@ -374,6 +375,26 @@ public final class Interpreter: @unchecked Sendable {
             if FileManager.default.fileExists(atPath: candidate + "/lists.sparc") { path.append(candidate); break }
         }
         return path
+    }
+
+    /// A top-level value of a stdlib module, for builtins written in sparc (`ioi`). The
+    /// module runs once per interpreter, in its own scope.
+    func stdlibMember(_ module: String, _ name: String) throws -> Value {
+        if stdlibModules[module] == nil {
+            let file = module + ".sparc"
+            guard let path = modulePath.map({ URL(fileURLWithPath: $0).appendingPathComponent(file).path })
+                .first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw SparcError(.runtime, "the stdlib module \(module) is not installed (looked in \(modulePath.joined(separator: ", ")); set SPARC_PATH to sparc's stdlib folder)")
+            }
+            let source = Source(name: path, text: try readSourceFile(path).get())
+            let scope = Environment(parent: builtinScope)
+            _ = try execute(try Parser.parse(source), in: scope, source: source, topLevel: true)
+            stdlibModules[module] = scope
+        }
+        guard let v = stdlibModules[module]!.entries.first(where: { $0.0 == name })?.1 else {
+            throw SparcError(.runtime, "the stdlib module \(module) defines no \(name)")
+        }
+        return v
     }
 
     private func importModule(_ name: String, from source: Source, at loc: SourceLocation, into env: Environment) throws {

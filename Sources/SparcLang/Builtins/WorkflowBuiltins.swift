@@ -1,0 +1,296 @@
+import Foundation
+import SparcAttribution
+import SparcFormats
+import SparcModel
+import SparcPruning
+import SparcTensor
+import SparcWorkflows
+
+/// The SparC³ workflows in the language: tasks and circuits, behaviour metrics for
+/// targeted correction, sparsity sweeps, and charts of the results.
+enum WorkflowBuiltins {
+    static let all: [Builtin] = [
+        // MARK: tasks and circuits
+        Builtin("ioi", [Parameter("n", default: .number(64)), Parameter("seed", default: .number(0))],
+                summary: "An indirect-object-identification task of n prompts (stdlib/ioi.sparc), reproducible from seed.",
+                help: "A task is a record {name, prompts, answers, foils}; the answer is the indirect object, the foil the subject.") { a in
+            let n = try a.int("n")
+            guard n >= 1 else { throw SparcError(.value, "ioi: n must be at least 1") }
+            return try a.call(try a.interpreter.stdlibMember("ioi", "ioi_task"), [.number(Double(n)), .number(Double(try a.int("seed")))])
+        },
+        Builtin("task", [Parameter("prompts"), Parameter("answers"), Parameter("foils"), Parameter("name", default: .string("task"))],
+                summary: "A contrast task from prompts with their answer and foil next tokens (as attribute, score and circuit take).") { a in
+            let r = Record([("name", a["name"]), ("prompts", a["prompts"]), ("answers", a["answers"]), ("foils", a["foils"])])
+            _ = try texts(.record(r), field: "prompts", context: "task")
+            return .record(r)
+        },
+        Builtin("score", [Parameter("m"), Parameter("task"), Parameter("metric", default: .string("logit_diff"))],
+                summary: "A model's metric on a task: mean logit difference answer − foil, or \"accuracy\".") { a in
+            let m = try a.model("m")
+            return .number(try wrap { try contrastTask(a["task"], model: m).score(m, metric: try metric(a)) })
+        },
+        Builtin("curve", [Parameter("m"), Parameter("task"), Parameter("r"),
+                          Parameter("fractions", default: defaultGrid),
+                          Parameter("per", default: .string("global")), Parameter("metric", default: .string("logit_diff"))],
+                summary: "Task metric with only the top fraction of a ranking kept: a list of {kept, score, ratio}.") { a in
+            let m = try a.model("m")
+            let task = try contrastTask(a["task"], model: m)
+            let fractions = try a.fractions("fractions")
+            let bar = ProgressBar("curve", total: fractions.count)
+            defer { bar.finish() }
+            let points = try wrap {
+                try CircuitSearch.curve(m, task: task, ranking: try PruningBuiltins.map(a, "r"), fractions: fractions,
+                                        per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
+            }
+            return .list(points.map(record))
+        },
+        Builtin("circuit", [Parameter("m"), Parameter("task"), Parameter("r"), Parameter("keep", default: .number(0.8)),
+                            Parameter("per", default: .string("global")), Parameter("grid", default: defaultGrid), Parameter("refine", default: .number(5)),
+                            Parameter("metric", default: .string("logit_diff"))],
+                summary: "The smallest top-ranked circuit keeping ≥ keep of the full model's task metric.",
+                help: "Returns {mask, kept, score, ratio, full, curve}: prune(m, ~result.mask) runs the circuit alone.") { a in
+            let m = try a.model("m")
+            let task = try contrastTask(a["task"], model: m)
+            let grid = try a.fractions("grid")
+            let bar = ProgressBar("circuit", total: grid.count + (try a.int("refine")))
+            defer { bar.finish() }
+            let r = try wrap {
+                try CircuitSearch.smallest(m, task: task, ranking: try PruningBuiltins.map(a, "r"), target: try a.number("keep"), grid: grid,
+                                           refine: try a.int("refine"), per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
+            }
+            return .record(Record([("mask", .mask(r.circuit)), ("kept", .number(r.point.kept)), ("score", .number(r.point.score)),
+                                   ("ratio", .number(r.point.ratio)), ("full", .number(r.fullScore)), ("curve", .list(r.curve.map(record)))]))
+        },
+        Builtin("random_map", [Parameter("r"), Parameter("seed", default: .number(0))],
+                summary: "A map of uniform noise shaped like r: topk of it is a random mask, the baseline for rankings.") { a in
+            .relevance(CircuitSearch.randomRanking(like: try PruningBuiltins.map(a, "r"), seed: UInt64(bitPattern: Int64(try a.int("seed")))))
+        },
+
+        // MARK: behaviours
+        Builtin("repetition", [Parameter("texts"), Parameter("n", default: .number(3))],
+                summary: "Rate of repeated word n-grams (1 − distinct / all), averaged over the texts.") { a in
+            let xs = try texts(a["texts"], context: "repetition")
+            let n = try a.int("n")
+            guard n >= 1 else { throw SparcError(.value, "repetition: n must be at least 1") }
+            return .number(xs.map { Repetition.rate($0, n: n) }.reduce(0, +) / Double(xs.count))
+        },
+        Builtin("toxicity", [Parameter("texts"), Parameter("words", default: .null), Parameter("command", default: .null)],
+                summary: "Mean toxicity score of the texts: flagged by a word list (default), or scored by an external command.",
+                help: """
+                    words: a word-list file (one word or phrase per line); default: better-profanity's list, installed by
+                    `sparc install profanity`. command: a program that reads JSON lines {"text": …} and writes one score per line.
+                    """) { a in
+            let xs = try texts(a["texts"], context: "toxicity")
+            let s = try scorer(a).scores(xs)
+            return .number(s.reduce(0, +) / Double(s.count))
+        },
+        Builtin("harvest", [Parameter("m"), Parameter("prompts"), Parameter("flag"), Parameter("max_tokens", default: .number(32)),
+                            Parameter("samples", default: .number(1)), Parameter("temperature", default: .number(0)),
+                            Parameter("seed", default: .number(0)), Parameter("chat", default: .bool(false))],
+                summary: "Generate from each prompt and keep prompt + continuation where flag(continuation) is true (or > 0).",
+                help: """
+                    flag: a function of the continuation's text, e.g. fn(t) => repetition(t) > 0.5. The kept texts are reference
+                    samples of the behaviour. Greedy by default; samples: n continuations per prompt at temperature > 0 (seeded).
+                    """) { a in
+            let m = try a.model("m")
+            let prompts = try texts(a["prompts"], context: "harvest")
+            let maxTokens = try a.int("max_tokens"), samples = try a.int("samples"), temperature = try a.number("temperature")
+            guard samples >= 1 else { throw SparcError(.value, "harvest: samples must be at least 1") }
+            guard samples == 1 || temperature > 0 else { throw SparcError(.value, "harvest: several samples per prompt need temperature > 0 (greedy gives one continuation)") }
+            let seed = try a.int("seed")
+            let bar = ProgressBar("harvest", total: prompts.count * samples)
+            defer { bar.finish() }
+            var kept: [Value] = []
+            for (i, p) in prompts.enumerated() {
+                let ids = try a.bool("chat") ? m.tokenizer.encode("<|im_start|>user\n\(p)<|im_end|>\n<|im_start|>assistant\n") : m.tokenizer.encode(p)
+                for k in 0..<samples {
+                    let sampling: Sampling = temperature > 0
+                        ? .sample(temperature: temperature, topK: nil, topP: nil, seed: UInt64(bitPattern: Int64(seed &+ i &* 7919 &+ k)))
+                        : .greedy
+                    let continuation = m.tokenizer.decode(try m.generate(ids, maxTokens: maxTokens, sampling: sampling), skipSpecialTokens: true)
+                    if try a.call(a["flag"], [.string(continuation)]).isTruthyFlag { kept.append(.string(p + continuation)) }
+                    bar.update(i * samples + k + 1)
+                }
+            }
+            return .list(kept)
+        },
+
+        // MARK: sweeps and charts
+        Builtin("sweep", [Parameter("m"), Parameter("maps"), Parameter("sparsities"), Parameter("text"),
+                          Parameter("per", default: .string("row")), Parameter("window", default: .number(256))],
+                summary: "Perplexity after pruning the least relevant fraction by each map: {dense, curves: {name: [[sparsity, ppl], …]}}.") { a in
+            let m = try a.model("m")
+            guard case .record(let maps) = a["maps"] else { throw a.fail("maps", "a record name → relevance map", a["maps"]) }
+            let levels = try a.list("sparsities").map { v -> Double in
+                guard case .number(let s) = v, s >= 0, s < 1 else { throw SparcError(.value, "sweep: sparsities are fractions in [0, 1)") }
+                return s
+            }
+            let ids = try a.tokens("text", model: m)
+            let window = try a.int("window"), scope = try PruningBuiltins.scope(a)
+            let bar = ProgressBar("sweep", total: maps.keys.count * levels.count + 1)
+            defer { bar.finish() }
+            let dense = try m.perplexity(ids, window: window).perplexity
+            var done = 1
+            var curves: [(String, Value)] = []
+            for name in maps.keys {
+                guard case .relevance(let r) = maps[name]! else { throw SparcError(.type, "sweep: maps.\(name) is a \(maps[name]!.typeName), not a relevance map") }
+                var points: [Value] = []
+                for s in levels {
+                    let pruned = try PruningBuiltins.wrap { try Pruning.prune(m, try Selection.extreme(r, k: s, largest: false, per: scope)) }
+                    points.append(.list([.number(s), .number(try pruned.perplexity(ids, window: window).perplexity)]))
+                    done += 1
+                    bar.update(done)
+                }
+                curves.append((name, .list(points)))
+            }
+            return .record(Record([("dense", .number(dense)), ("curves", .record(Record(curves)))]))
+        },
+        Builtin("plot", [Parameter("series"), Parameter("path"), Parameter("title", default: .string("")),
+                         Parameter("x", default: .string("x")), Parameter("y", default: .string("y")),
+                         Parameter("log_x", default: .bool(false)), Parameter("log_y", default: .bool(false))],
+                summary: "Draw curves as an SVG line chart: series is a record name → list of [x, y] pairs (or of records with fields x and y).") { a in
+            guard case .record(let r) = a["series"] else { throw a.fail("series", "a record name → list of points", a["series"]) }
+            let xField = try a.string("x"), yField = try a.string("y")
+            let series = try r.keys.map { name -> Charts.Series in
+                guard case .list(let items) = r[name]! else { throw SparcError(.type, "plot: series \(name) must be a list of points") }
+                return Charts.Series(name: name, points: try items.map { try point($0, xField, yField, series: name) })
+            }
+            let svg = Charts.lines(series, title: try a.string("title"), xLabel: xField, yLabel: yField,
+                                   logX: try a.bool("log_x"), logY: try a.bool("log_y"))
+            return .string(try writeSVG(svg, try a.string("path")))
+        },
+        Builtin("draw", [Parameter("mask"), Parameter("path"), Parameter("m", default: .null), Parameter("by", default: .string("component")),
+                         Parameter("title", default: .string(""))],
+                summary: "Draw where a mask's elements sit, per layer and component (or head: by: \"head\"), as an SVG heatmap.") { a in
+            let mask = try PruningBuiltins.mask(a, "mask")
+            let m = try a.model("m")
+            let table = try wrap {
+                switch try a.string("by") {
+                case "component": return try Composition.byComponent(mask, config: m.config)
+                case "head": return try Composition.byHead(mask, config: m.config)
+                default: throw SparcError(.value, "draw: by must be \"component\" or \"head\"")
+                }
+            }
+            let title = try a.string("title")
+            let svg = Charts.heatmap(table.values, rowLabels: table.rowLabels, columnLabels: table.columnLabels,
+                                     title: title.isEmpty ? "\(mask.granularity.rawValue) mask: \(mask.count) selected" : title)
+            return .string(try writeSVG(svg, try a.string("path")))
+        },
+        Builtin("composition", [Parameter("mask"), Parameter("m"), Parameter("by", default: .string("component"))],
+                summary: "The fractions draw() shows, as a record {rows, columns, values}.") { a in
+            let mask = try PruningBuiltins.mask(a, "mask"), m = try a.model("m")
+            let by = try a.string("by")
+            guard by == "component" || by == "head" else { throw SparcError(.value, "composition: by must be \"component\" or \"head\"") }
+            let t = try wrap { by == "head" ? try Composition.byHead(mask, config: m.config) : try Composition.byComponent(mask, config: m.config) }
+            return .record(Record([("rows", .list(t.rowLabels.map { .string($0) })), ("columns", .list(t.columnLabels.map { .string($0) })),
+                                   ("values", .list(t.values.map { .list($0.map { .number($0) }) }))]))
+        },
+    ]
+
+    // MARK: helpers
+
+    static let defaultGrid = Value.list([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1].map { .number($0) })
+
+    /// A task value (a record {prompts, answers, foils}) checked and tokenized for a model.
+    static func contrastTask(_ v: Value, model: Model) throws -> ContrastTask {
+        guard case .record(let r) = v else { throw SparcError(.type, "a task is a record {prompts, answers, foils} (ioi(…) or task(…)), got \(v.typeName)") }
+        let name = r["name"]?.stringValue ?? "task"
+        return try wrap {
+            try ContrastTask(name: name, prompts: try texts(v, field: "prompts", context: name), answers: try texts(v, field: "answers", context: name),
+                             foils: try texts(v, field: "foils", context: name), tokenizer: model.tokenizer)
+        }
+    }
+
+    static func isTask(_ v: Value) -> Bool {
+        if case .record(let r) = v { return r["prompts"] != nil && r["answers"] != nil && r["foils"] != nil }
+        return false
+    }
+
+    /// A text or a list of texts (or a record's list field).
+    static func texts(_ v: Value, field: String? = nil, context: String) throws -> [String] {
+        var value = v
+        if let field {
+            guard case .record(let r) = v, let f = r[field] else { throw SparcError(.value, "\(context): a task needs a field \(field)") }
+            value = f
+        }
+        switch value {
+        case .string(let s): return [s]
+        case .list(let items):
+            guard !items.isEmpty else { throw SparcError(.value, "\(context): no texts\(field.map { " in \($0)" } ?? "")") }
+            return try items.map { x in
+                guard case .string(let s) = x else { throw SparcError(.type, "\(context): expected texts\(field.map { " in \($0)" } ?? ""), found a \(x.typeName)") }
+                return s
+            }
+        default: throw SparcError(.type, "\(context): expected a text or a list of texts, got \(value.typeName)")
+        }
+    }
+
+    static func metric(_ a: Arguments) throws -> ContrastTask.Metric {
+        guard let m = ContrastTask.Metric(rawValue: try a.string("metric")) else {
+            throw SparcError(.value, "\(a.builtin.name): metric must be \"logit_diff\" or \"accuracy\"")
+        }
+        return m
+    }
+
+    static func scorer(_ a: Arguments) throws -> TextScorer {
+        if a.isGiven("command") { return CommandScorer(command: try a.string("command")) }
+        let path: String
+        if a.isGiven("words") { path = try a.string("words") } else {
+            path = ModelRegistry.path(of: ModelRegistry.installable(named: "profanity")!)
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw SparcError(.value, "toxicity: no word list installed at \(path); run `sparc install profanity` or pass words: \"FILE\"")
+            }
+        }
+        return try wrap { try WordListScorer(path: path) }
+    }
+
+    static func record(_ p: CircuitSearch.Point) -> Value {
+        .record(Record([("kept", .number(p.kept)), ("score", .number(p.score)), ("ratio", .number(p.ratio))]))
+    }
+
+    static func point(_ v: Value, _ x: String, _ y: String, series: String) throws -> (x: Double, y: Double) {
+        switch v {
+        case .list(let l) where l.count == 2:
+            if case .number(let a) = l[0], case .number(let b) = l[1] { return (a, b) }
+        case .record(let r):
+            if case .number(let a)? = r[x], case .number(let b)? = r[y] { return (a, b) }
+        default: break
+        }
+        throw SparcError(.value, "plot: a point of \(series) is \(v.repr.prefix(60)); expected [x, y] or a record with numeric \(x) and \(y)")
+    }
+
+    static func writeSVG(_ svg: String, _ path: String) throws -> String {
+        guard path.hasSuffix(".svg") else { throw SparcError(.value, "charts are written as SVG: give a path ending in .svg") }
+        try AtomicWrite.write(Data(svg.utf8), to: path)
+        return path
+    }
+
+    /// Library errors (WorkflowError, MaskError) as language errors.
+    static func wrap<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as WorkflowError { throw SparcError(.value, "\(e)") } catch let e as MaskError { throw SparcError(.value, "\(e)") }
+    }
+}
+
+extension Arguments {
+    /// A non-empty list of fractions in [0, 1].
+    func fractions(_ name: String) throws -> [Double] {
+        let xs = try list(name).map { v -> Double in
+            guard case .number(let f) = v, f >= 0, f <= 1 else { throw SparcError(.value, "\(builtin.name): \(name) are fractions in [0, 1]") }
+            return f
+        }
+        guard !xs.isEmpty else { throw SparcError(.value, "\(builtin.name): \(name) is empty") }
+        return xs
+    }
+}
+
+extension Value {
+    var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    /// A flag callback's answer: true, or a number above 0.
+    var isTruthyFlag: Bool {
+        switch self {
+        case .bool(let b): return b
+        case .number(let n): return n > 0
+        default: return false
+        }
+    }
+}

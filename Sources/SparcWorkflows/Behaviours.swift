@@ -1,0 +1,118 @@
+import Foundation
+
+/// Metrics of undesired behaviours in generated text, for targeted correction
+/// (Hatefi et al. 2025): how repetitive a continuation is, and how toxic.
+public enum Repetition {
+    /// Words of a text for n-gram counting: lower-cased runs of letters, digits and
+    /// apostrophes (punctuation and spacing do not make an n-gram new).
+    public static func words(_ text: String) -> [Substring] {
+        text.lowercased().split { !($0.isLetter || $0.isNumber || $0 == "'") }
+    }
+
+    /// The rate of repeated word n-grams: 1 − distinct n-grams / n-grams. 0 for a text
+    /// that never repeats itself, near 1 for a loop; 0 when there are fewer than n words.
+    public static func rate(_ text: String, n: Int = 3) -> Double {
+        let w = words(text)
+        guard n >= 1, w.count >= n else { return 0 }
+        let total = w.count - n + 1
+        var seen = Set<ArraySlice<Substring>>()
+        for i in 0..<total { seen.insert(w[i..<(i + n)]) }
+        return 1 - Double(seen.count) / Double(total)
+    }
+}
+
+/// A toxicity scorer: a text's score is in [0, 1].
+public protocol TextScorer {
+    func scores(_ texts: [String]) throws -> [Double]
+}
+
+/// Flags a text (score 1) when it contains a word or phrase of a list, e.g. the list
+/// shipped in the PyPI package better-profanity (`sparc install profanity`) or any file
+/// with one entry per line (`#` starts a comment).
+public struct WordListScorer: TextScorer, Sendable {
+    public let path: String
+    /// Single words, and phrases as word sequences.
+    let single: Set<String>
+    let phrases: [[String]]
+
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw WorkflowError.invalid("cannot read the word list \(path)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw WorkflowError.invalid("the word list \(path) is not UTF-8 text") }
+        var single = Set<String>(), phrases: [[String]] = []
+        for line in text.split(whereSeparator: \.isNewline) {
+            let entry = line.trimmingCharacters(in: .whitespaces)
+            guard !entry.isEmpty, !entry.hasPrefix("#") else { continue }
+            let w = Repetition.words(entry).map(String.init)
+            if w.count == 1 { single.insert(w[0]) } else if w.count > 1 { phrases.append(w) }
+        }
+        guard !single.isEmpty || !phrases.isEmpty else { throw WorkflowError.invalid("the word list \(path) has no entries") }
+        self.path = path
+        self.single = single
+        self.phrases = phrases
+    }
+
+    /// The listed words and phrases found in the text, in order.
+    public func hits(_ text: String) -> [String] {
+        let w = Repetition.words(text).map(String.init)
+        var out: [String] = []
+        for (i, word) in w.enumerated() {
+            if single.contains(word) { out.append(word) }
+            for p in phrases where p[0] == word && i + p.count <= w.count && Array(w[i..<(i + p.count)]) == p {
+                out.append(p.joined(separator: " "))
+            }
+        }
+        return out
+    }
+
+    public func scores(_ texts: [String]) throws -> [Double] { texts.map { hits($0).isEmpty ? 0 : 1 } }
+}
+
+/// Scores texts with an external program (a classifier in Python, say): it is run once
+/// through `/bin/sh -c`, reads one JSON object `{"text": …}` per line on stdin and writes
+/// one line per text on stdout, a number or an object with a numeric "score".
+public struct CommandScorer: TextScorer, Sendable {
+    public let command: String
+    public init(command: String) { self.command = command }
+
+    public func scores(_ texts: [String]) throws -> [Double] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        p.standardError = errors
+        do { try p.run() } catch { throw WorkflowError.invalid("cannot run the scorer `\(command)`: \(error)") }
+        // Write on another thread: a scorer that answers line by line would otherwise
+        // fill its output pipe while we are still writing.
+        let lines = try texts.map { t -> Data in
+            var d = try JSONSerialization.data(withJSONObject: ["text": t], options: [.withoutEscapingSlashes])
+            d.append(0x0A)
+            return d
+        }
+        let writer = Thread {
+            for l in lines { try? input.fileHandleForWriting.write(contentsOf: l) }
+            try? input.fileHandleForWriting.close()
+        }
+        writer.start()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw WorkflowError.invalid("the scorer `\(command)` failed with status \(p.terminationStatus)\(message.isEmpty ? "" : ": " + message)")
+        }
+        let answers = String(decoding: out, as: UTF8.self).split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
+        guard answers.count == texts.count else {
+            throw WorkflowError.invalid("the scorer `\(command)` answered \(answers.count) lines for \(texts.count) texts")
+        }
+        return try answers.enumerated().map { i, line in
+            let value = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])
+            if let n = value as? NSNumber, !(value is Bool) { return n.doubleValue }
+            if let o = value as? [String: Any], let n = o["score"] as? NSNumber { return n.doubleValue }
+            throw WorkflowError.invalid("the scorer `\(command)` answered line \(i + 1) with \(line.prefix(80)); expected a number or {\"score\": number}")
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// Small self-contained SVG charts for results: curves (sparsity sweeps, circuit curves)
+/// and heatmaps (a mask's composition per layer and component).
+public enum Charts {
+    public struct Series: Sendable {
+        public let name: String
+        public let points: [(x: Double, y: Double)]
+        public init(name: String, points: [(x: Double, y: Double)]) { self.name = name; self.points = points }
+    }
+
+    static let palette = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22"]
+
+    /// A line chart, one line per series, with axes, ticks and a legend. Log axes drop
+    /// non-positive values.
+    public static func lines(_ series: [Series], title: String, xLabel: String, yLabel: String,
+                             logX: Bool = false, logY: Bool = false) -> String {
+        let width = 720.0, height = 440.0, left = 70.0, right = 170.0, top = 40.0, bottom = 55.0
+        func tx(_ v: Double) -> Double? { logX ? (v > 0 ? log10(v) : nil) : (v.isFinite ? v : nil) }
+        func ty(_ v: Double) -> Double? { logY ? (v > 0 ? log10(v) : nil) : (v.isFinite ? v : nil) }
+        let all = series.flatMap { $0.points.compactMap { p in tx(p.x).flatMap { x in ty(p.y).map { (x, $0) } } } }
+        var (x0, x1) = (all.map(\.0).min() ?? 0, all.map(\.0).max() ?? 1)
+        var (y0, y1) = (all.map(\.1).min() ?? 0, all.map(\.1).max() ?? 1)
+        if x1 <= x0 { x1 = x0 + 1 }
+        if y1 <= y0 { y1 = y0 + 1 }
+        if !logY { let pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad }
+        let pw = width - left - right, ph = height - top - bottom
+        func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * pw }
+        func py(_ y: Double) -> Double { top + ph - (y - y0) / (y1 - y0) * ph }
+
+        var svg = header(width, height, title)
+        svg += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"#444\"/>\n"
+        for (v, label) in ticks(x0, x1, log: logX) {
+            svg += "<line x1=\"\(f(px(v)))\" y1=\"\(f(top))\" x2=\"\(f(px(v)))\" y2=\"\(f(top + ph))\" stroke=\"#ddd\"/>"
+            svg += "<text x=\"\(f(px(v)))\" y=\"\(f(top + ph + 16))\" text-anchor=\"middle\">\(label)</text>\n"
+        }
+        for (v, label) in ticks(y0, y1, log: logY) {
+            svg += "<line x1=\"\(f(left))\" y1=\"\(f(py(v)))\" x2=\"\(f(left + pw))\" y2=\"\(f(py(v)))\" stroke=\"#ddd\"/>"
+            svg += "<text x=\"\(f(left - 6))\" y=\"\(f(py(v) + 4))\" text-anchor=\"end\">\(label)</text>\n"
+        }
+        svg += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
+        svg += "<text transform=\"translate(16,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+        for (i, s) in series.enumerated() {
+            let colour = palette[i % palette.count]
+            let pts = s.points.compactMap { p in tx(p.x).flatMap { x in ty(p.y).map { (px(x), py($0)) } } }
+            if !pts.isEmpty {
+                svg += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\"\(pts.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " "))\"/>\n"
+                for p in pts { svg += "<circle cx=\"\(f(p.0))\" cy=\"\(f(p.1))\" r=\"3\" fill=\"\(colour)\"/>" }
+            }
+            let ly = top + 14 + Double(i) * 20
+            svg += "<line x1=\"\(f(left + pw + 14))\" y1=\"\(f(ly - 4))\" x2=\"\(f(left + pw + 38))\" y2=\"\(f(ly - 4))\" stroke=\"\(colour)\" stroke-width=\"3\"/>"
+            svg += "<text x=\"\(f(left + pw + 44))\" y=\"\(f(ly))\">\(escape(s.name))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
+    /// A heatmap: rows × columns of values in [0, 1] (white → dark red), labelled.
+    public static func heatmap(_ values: [[Double]], rowLabels: [String], columnLabels: [String], title: String,
+                               valueLabel: String = "fraction selected") -> String {
+        let cell = 22.0, left = 90.0, top = 70.0
+        let columns = values.map(\.count).max() ?? 0
+        let width = left + Double(columns) * cell + 40, height = top + Double(values.count) * cell + 50
+        let peak = max(values.flatMap { $0 }.max() ?? 1, 1e-12)
+        var svg = header(max(width, 360), height, title)
+        for (j, label) in columnLabels.enumerated() {
+            svg += "<text x=\"\(f(left + (Double(j) + 0.5) * cell))\" y=\"\(f(top - 6))\" text-anchor=\"middle\" font-size=\"10\">\(escape(label))</text>"
+        }
+        for (i, row) in values.enumerated() {
+            let label = i < rowLabels.count ? rowLabels[i] : ""
+            svg += "\n<text x=\"\(f(left - 6))\" y=\"\(f(top + (Double(i) + 0.7) * cell))\" text-anchor=\"end\" font-size=\"11\">\(escape(label))</text>"
+            for (j, v) in row.enumerated() {
+                let t = max(0, min(1, v / peak))
+                let r = Int(255 - 100 * t), gb = Int(255 * (1 - t))  // white → dark red
+                svg += "<rect x=\"\(f(left + Double(j) * cell))\" y=\"\(f(top + Double(i) * cell))\" width=\"\(f(cell - 1))\" height=\"\(f(cell - 1))\" fill=\"rgb(\(r),\(gb),\(gb))\"><title>\(escape(label)) \(escape(j < columnLabels.count ? columnLabels[j] : "")): \(String(format: "%.4g", v))</title></rect>"
+            }
+        }
+        svg += "\n<text x=\"\(f(left))\" y=\"\(f(height - 16))\">colour: \(escape(valueLabel)), darkest = \(String(format: "%.3g", peak))</text>\n"
+        return svg + "</svg>\n"
+    }
+
+    // MARK: helpers
+
+    static func header(_ w: Double, _ h: Double, _ title: String) -> String {
+        """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(f(w))" height="\(f(h))" viewBox="0 0 \(f(w)) \(f(h))" font-family="sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="\(f(w / 2))" y="22" text-anchor="middle" font-size="15">\(escape(title))</text>\n
+        """
+    }
+
+    /// About five round ticks over [a, b] (in log10 units on a log axis: decades).
+    static func ticks(_ a: Double, _ b: Double, log: Bool) -> [(Double, String)] {
+        if log {
+            let lo = Int(floor(a)), hi = Int(ceil(b))
+            return (lo...hi).map(Double.init).filter { $0 >= a - 1e-9 && $0 <= b + 1e-9 }.map { ($0, label(pow(10, $0))) }
+        }
+        let raw = (b - a) / 5, mag = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
+        var out: [(Double, String)] = []
+        var v = ceil(a / step) * step
+        while v <= b + step * 1e-9 { out.append((v, label(v))); v += step }
+        return out
+    }
+
+    static func label(_ v: Double) -> String {
+        if v == v.rounded() && abs(v) < 1e6 { return String(Int(v)) }
+        return String(format: "%.3g", v)
+    }
+
+    static func f(_ v: Double) -> String { String(format: "%.1f", v) }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}
