@@ -93,7 +93,13 @@ public struct CommandScorer: TextScorer, Sendable {
             return d
         }
         let writer = Thread {
-            for l in lines { try? input.fileHandleForWriting.write(contentsOf: l) }
+            // A scorer that stops reading early must not kill sparc: SIGPIPE blocked in
+            // this thread turns into an EPIPE error from write, which ends the loop.
+            var pipeSignal = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+            for l in lines { do { try input.fileHandleForWriting.write(contentsOf: l) } catch { break } }
             try? input.fileHandleForWriting.close()
         }
         writer.start()
@@ -108,10 +114,11 @@ public struct CommandScorer: TextScorer, Sendable {
         guard answers.count == texts.count else {
             throw WorkflowError.invalid("the scorer `\(command)` answered \(answers.count) lines for \(texts.count) texts")
         }
+        struct Answer: Decodable { let score: Double }
         return try answers.enumerated().map { i, line in
-            let value = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])
-            if let n = value as? NSNumber, !(value is Bool) { return n.doubleValue }
-            if let o = value as? [String: Any], let n = o["score"] as? NSNumber { return n.doubleValue }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if let n = Double(text), n.isFinite { return n }
+            if let a = try? JSONDecoder().decode(Answer.self, from: Data(text.utf8)), a.score.isFinite { return a.score }
             throw WorkflowError.invalid("the scorer `\(command)` answered line \(i + 1) with \(line.prefix(80)); expected a number or {\"score\": number}")
         }
     }

@@ -26,10 +26,11 @@ public struct ContrastTask: Sendable {
         guard prompts.count == answers.count, prompts.count == foils.count else {
             throw WorkflowError.invalid("task \(name): \(prompts.count) prompts, \(answers.count) answers and \(foils.count) foils; give one of each per prompt")
         }
+        let what = name == "task" ? "task" : "task \(name)"
         func single(_ text: String, _ role: String, _ i: Int) throws -> Int {
             let ids = tokenizer.encode(text, addSpecialTokens: false)
             guard ids.count == 1 else {
-                throw WorkflowError.invalid("task \(name): the \(role) of prompt \(i), \"\(text)\", is \(ids.count) tokens for this model; answers and foils must be single tokens")
+                throw WorkflowError.invalid("\(what): the \(role) of prompt \(i), \"\(text)\", is \(ids.count) tokens for this model; answers and foils must be single tokens")
             }
             return ids[0]
         }
@@ -37,6 +38,17 @@ public struct ContrastTask: Sendable {
         self.prompts = prompts.map { tokenizer.encode($0) }
         self.answers = try answers.enumerated().map { try single($1, "answer", $0) }
         self.foils = try foils.enumerated().map { try single($1, "foil", $0) }
+    }
+
+    /// A task from token ids (one answer and one foil id per prompt).
+    public init(name: String, prompts: [[Int]], answers: [Int], foils: [Int]) throws {
+        guard !prompts.isEmpty, prompts.count == answers.count, prompts.count == foils.count else {
+            throw WorkflowError.invalid("task \(name) needs one answer and one foil per prompt, and at least one prompt")
+        }
+        self.name = name
+        self.prompts = prompts
+        self.answers = answers
+        self.foils = foils
     }
 
     /// One attribution sample per prompt, explaining the logit difference.

@@ -17,12 +17,18 @@ import SparcModel
 
     @Test(.enabled(if: modelAvailable), arguments: examples)
     func exampleRuns(file: String) throws {
-        let s = Session()
+        // Examples take an output folder as their first argument (charts, masks).
+        let out = NSTemporaryDirectory() + "sparc-example-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let s = Session(arguments: [out])
         s.interpreter.modulePath = [Paths.repo.appendingPathComponent("stdlib").path]
         let path = Paths.examples.appendingPathComponent(file).path
         let code = try String(contentsOfFile: path, encoding: .utf8)
         do { try s.run(code, name: path) } catch { Issue.record("\(error)") }
         #expect(!s.output.isEmpty)
+        // Every result table the example prints is complete (no empty cells).
+        #expect(!s.output.contains("|  |"), "\(s.output)")
     }
 
     @Test func quickstartPredictsParis() throws {

@@ -56,6 +56,8 @@ enum Operators {
                 default: return .mask(try Selection.above(r.mapTensors { TensorOps.map($0) { -$0 } }, -t).complement)
                 }
             }.mapError { SparcError(.value, "\($0)") }
+        case (.relevance, .relevance) where op == "==" || op == "!=":
+            return .success(.bool(equal(a, b) == (op == "==")))
         case (.relevance, _), (_, .relevance):
             return relevanceBinary(op, a, b)
         case (.tensor, _), (_, .tensor):
@@ -71,7 +73,7 @@ enum Operators {
     /// Maps combine key by key (same keys and shapes) or with a number.
     private static func relevanceBinary(_ op: String, _ a: Value, _ b: Value) -> Result<Value, SparcError> {
         guard ["+", "-", "*", "/"].contains(op), let f = floatOp(op) else {
-            return .failure(SparcError(.type, "cannot apply \(op) to relevance maps (masks from comparisons arrive with pruning)"))
+            return .failure(SparcError(.type, "cannot apply \(op) to relevance maps (maps combine with + - * /, compare with a number to give a mask: r > 0.1)"))
         }
         switch (a, b) {
         case (.relevance(let x), .number(let y)): return .success(.relevance(x.mapTensors { TensorOps.map($0) { f($0, Float(y)) } }))
@@ -169,6 +171,9 @@ enum Operators {
         case (.builtin(let x), .builtin(let y)): return x === y
         case (.model(let x), .model(let y)): return x === y
         case (.tensor(let x), .tensor(let y)): return x.shape == y.shape && x.scalars == y.scalars
+        case (.relevance(let x), .relevance(let y)):
+            return x.level == y.level && x.names == y.names
+                && x.names.allSatisfy { x[$0]!.shape == y[$0]!.shape && x[$0]!.scalars == y[$0]!.scalars }
         default: return false
         }
     }

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+@testable import SparcLang
+import SparcModel
+
+@Suite struct WorkflowBuiltinTests {
+    func session() throws -> Session {
+        let s = Session()
+        s.interpreter.modulePath = [Paths.repo.appendingPathComponent("stdlib").path]
+        try s.run("let m = load_model(\"\(Paths.tinyModel)\")")
+        return s
+    }
+
+    @Test func ioiPromptsAreSeededAndWellFormed() throws {
+        let s = try session()
+        #expect(try s.eval("ioi(n: 12, seed: 3) == ioi(n: 12, seed: 3)") == "true")
+        #expect(try s.eval("ioi(n: 12, seed: 3).prompts != ioi(n: 12, seed: 4).prompts") == "true")
+        try s.run("let t = ioi(n: 40, seed: 5)")
+        #expect(try s.eval("len(t.prompts) == 40 and len(t.answers) == 40 and len(t.foils) == 40") == "true")
+        // The subject (foil) is named twice, the indirect object (answer) once, and the
+        // prompt stops where the indirect object is due.
+        for i in 0..<40 {
+            guard case .string(let p) = try s.run("t.prompts[\(i)]"), case .string(let a) = try s.run("t.answers[\(i)]"),
+                  case .string(let f) = try s.run("t.foils[\(i)]") else { Issue.record("not texts"); continue }
+            let words = p.split { !$0.isLetter }.map(String.init)
+            #expect(a != f && a.hasPrefix(" ") && f.hasPrefix(" "))
+            #expect(words.filter { $0 == f.dropFirst() }.count == 2, "\(p)")
+            #expect(words.filter { $0 == a.dropFirst() }.count == 1, "\(p)")
+            #expect(p.hasSuffix(" to"), "\(p)")
+        }
+        // Both orders occur (ABBA and BABA).
+        let firsts = try (0..<40).map { i -> Bool in
+            guard case .string(let p) = try s.run("t.prompts[\(i)]"), case .string(let a) = try s.run("t.answers[\(i)]") else { return false }
+            return p.range(of: String(a.dropFirst()))!.lowerBound < p.range(of: String((try s.run("t.foils[\(i)]")).displayString.dropFirst()))!.lowerBound
+        }
+        #expect(firsts.contains(true) && firsts.contains(false))
+        #expect(s.error("ioi(n: 0)").contains("n must be at least 1"))
+    }
+
+    @Test func tasksScoresAndCircuits() throws {
+        let s = try session()
+        try s.run("let t = task([\"ab\", \"cd\", \"ef\"], [\"a\", \"b\", \"c\"], [\"d\", \"e\", \"f\"], name: \"letters\")")
+        #expect(try s.eval("type(score(m, t))") == "\"number\"")
+        #expect(try s.eval("score(m, t, metric: \"accuracy\") * 3 == round(score(m, t, metric: \"accuracy\") * 3)") == "true")
+        #expect(s.error("score(m, task([\"ab\"], [\"hello\"], [\"d\"]))").contains("task: the answer of prompt 0, \"hello\", is 3 tokens for this model; answers and foils must be single tokens"))
+        #expect(s.error("score(m, {prompts: [\"ab\"], answers: [\"a\"]})").contains("a task needs a field foils"))
+        #expect(s.error("score(m, t, metric: \"f1\")").contains("metric must be \"logit_diff\" or \"accuracy\""))
+        // A task's default attribution target is its contrast.
+        try s.run("let r = attribute(m, t, method: \"lrp\")")
+        #expect(try s.eval("r == attribute(m, t.prompts, target: [{answer: \"a\", foil: \"d\"}, {answer: \"b\", foil: \"e\"}, {answer: \"c\", foil: \"f\"}])") == "true")
+        try s.run("let c = curve(m, t, r, fractions: [0.5, 1])")
+        #expect(try s.eval("c[1].ratio") == "1")
+        #expect(try s.eval("keys(c[0])") == "[\"kept\", \"score\", \"ratio\"]")
+        #expect(try s.eval("count(topk(random_map(r, seed: 1), 0.1)) == count(topk(r, 0.1))") == "true")
+        #expect(try s.eval("random_map(r, seed: 1) == random_map(r, seed: 1)") == "true")
+        #expect(s.error("curve(m, t, r, fractions: [2])").contains("fractions are fractions in [0, 1]"))
+    }
+
+    @Test func behaviourMetricsAndHarvest() throws {
+        let s = try session()
+        #expect(try s.eval("repetition(\"a b c a b c a b c\")") == Value.number(1 - 3.0 / 7).repr)
+        #expect(try s.eval("repetition([\"a b c d\", \"x x x x x\"], n: 1)") == Value.number(0.4).repr)
+        let list = NSTemporaryDirectory() + "sparc-words-\(UUID().uuidString).txt"
+        defer { try? FileManager.default.removeItem(atPath: list) }
+        try "rude\n".write(toFile: list, atomically: true, encoding: .utf8)
+        #expect(try s.eval("toxicity([\"so rude\", \"kind\"], words: \"\(list)\")") == "0.5")
+        #expect(try s.eval("toxicity([\"a\", \"b\"], command: \"awk '\\{ print NR \\}'\")") == "1.5")
+        #expect(s.error("toxicity(\"x\", words: \"/no/such/list\")").contains("cannot read the word list /no/such/list"))
+        try s.run("let ps = [\"ab\", \"cd\", \"ef\"]")
+        #expect(try s.eval("len(harvest(m, ps, fn(t) => true, max_tokens: 3))") == "3")
+        #expect(try s.eval("harvest(m, ps, fn(t) => false, max_tokens: 3)") == "[]")
+        #expect(try s.eval("harvest(m, ps, fn(t) => true, max_tokens: 3)[0][0:2]") == "\"ab\"")
+        #expect(try s.eval("len(harvest(m, ps, fn(t) => 1, max_tokens: 2, samples: 2, temperature: 1))") == "6")
+        #expect(s.error("harvest(m, ps, fn(t) => true, samples: 2)").contains("need temperature > 0"))
+    }
+
+    @Test func sweepsAndCharts() throws {
+        let s = try session()
+        let dir = NSTemporaryDirectory() + "sparc-charts-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try s.run("let r = attribute(m, \"hello world\", method: \"magnitude\")\nlet sw = sweep(m, {magnitude: r}, [0, 0.5], range(40), window: 16)")
+        #expect(try s.eval("sw.curves.magnitude[0][1] == sw.dense") == "true")
+        #expect(try s.eval("sw.curves.magnitude[1][1] != sw.dense") == "true")
+        try s.run("plot(sw.curves, \"\(dir)/sweep.svg\", x: \"sparsity\", y: \"perplexity\", log_y: true)")
+        let svg = try String(contentsOfFile: dir + "/sweep.svg", encoding: .utf8)
+        #expect(svg.contains("<polyline") && svg.contains("perplexity"))
+        try s.run("draw(topk(r, 0.1), \"\(dir)/mask.svg\", m: m)\ndraw(topk(r, 0.1), \"\(dir)/heads.svg\", m: m, by: \"head\")")
+        #expect(FileManager.default.fileExists(atPath: dir + "/mask.svg") && FileManager.default.fileExists(atPath: dir + "/heads.svg"))
+        #expect(try s.eval("composition(topk(r, 1, per: \"row\"), m).columns") == "[\"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\"]")
+        #expect(s.error("plot({a: [[1, 2]]}, \"\(dir)/x.png\")").contains("give a path ending in .svg"))
+        #expect(s.error("plot({a: [1, 2]}, \"\(dir)/x.svg\")").contains("expected [x, y] or a record with numeric x and y"))
+    }
+
+    @Test(.enabled(if: ExampleTests.modelAvailable)) func ioiNamesAreSingleTokensAndSmolLM2SolvesIt() throws {
+        let s = Session()
+        s.interpreter.modulePath = [Paths.repo.appendingPathComponent("stdlib").path]
+        try s.run("import \"ioi\"\nimport \"lists\"\nlet m = load_model(\"smollm2\")")
+        #expect(try s.eval("filter(ioi_names, fn(n) => len(tokenize(m, \" \" + n, special: false)) != 1)") == "[]")
+        let accuracy = try s.run("score(m, ioi(n: 64, seed: 1), metric: \"accuracy\")")
+        guard case .number(let a) = accuracy else { Issue.record("no number"); return }
+        #expect(a > 0.75, "SmolLM2-135M-Instruct solves most IOI prompts (measured: 0.89)")
+    }
+}
