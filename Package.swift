@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "SparcAttributionTests", dependencies: ["SparcAttribution", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "SparcPruningTests", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
         .testTarget(name: "SparcWorkflowsTests", dependencies: ["SparcWorkflows", "SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
-        .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcTensor"], exclude: ["scripts"]),
+        .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["scripts"]),
         .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"]),
         .testTarget(
             name: "SparcModelTests",

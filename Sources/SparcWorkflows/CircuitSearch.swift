@@ -90,6 +90,7 @@ public enum CircuitSearch {
     public static func randomRanking(like map: RelevanceMap, seed: UInt64) -> RelevanceMap {
         var rng = Xoshiro256(seed: seed)
         var out = map
+        out.provenance["random_seed"] = String(seed)
         for n in map.names {
             out.tensors[n] = Tensor(shape: map[n]!.shape) { p in for i in 0..<p.count { p[i] = rng.nextFloat() } }
         }

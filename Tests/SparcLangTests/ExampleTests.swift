@@ -17,14 +17,14 @@ import SparcModel
 
     @Test(.enabled(if: modelAvailable), arguments: examples)
     func exampleRuns(file: String) throws {
-        // Examples take an output folder as their first argument (charts, masks).
+        let path = Paths.examples.appendingPathComponent(file).path
+        let code = try String(contentsOfFile: path, encoding: .utf8)
+        // Examples that write charts or masks take an output folder as their first argument.
         let out = NSTemporaryDirectory() + "sparc-example-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let s = Session(arguments: [out])
+        let s = Session(arguments: code.contains("[OUT_DIR]") ? [out] : [])
         s.interpreter.modulePath = [Paths.repo.appendingPathComponent("stdlib").path]
-        let path = Paths.examples.appendingPathComponent(file).path
-        let code = try String(contentsOfFile: path, encoding: .utf8)
         do { try s.run(code, name: path) } catch { Issue.record("\(error)") }
         #expect(!s.output.isEmpty)
         // Every result table the example prints is complete (no empty cells).

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SparcLang
+import SparcFormats
 import SparcModel
 
 @Suite struct PruningBuiltinTests {
@@ -38,5 +39,32 @@ import SparcModel
         #expect(try s.eval("load(\"\(path)\") == keep") == "true")
         #expect(try s.eval("perplexity(p, range(40), window: 16) != perplexity(m, range(40), window: 16)") == "true")
         #expect(try s.eval("prune(m, topk(attribute(m, \"hi\", level: \"head\"), 2)).sparsity() > 0") == "true")
+    }
+}
+
+@Suite struct ProvenanceTests {
+    @Test func mapsAndMasksSayWhereTheyComeFrom() throws {
+        let s = Session()
+        try s.run("let m = load_model(\"\(Paths.tinyModel)\")\nlet r = attribute(m, [\"hello world\", \"the model\"], target: \"lm\", absolute: true)")
+        let dir = NSTemporaryDirectory() + "sparc-provenance-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try s.run("save(topk(r, 0.1, per: \"row\"), \"\(dir)/mask.safetensors\")\nsave(r, \"\(dir)/map.safetensors\")")
+        try s.run("save(~topk(random_map(r, seed: 4), 5), \"\(dir)/random.safetensors\")")
+        let hash = try SparcFormats.SHA256.hex(ofFiles: [Paths.tinyModel + "/model.safetensors"])
+        let mask = try SafetensorsFile(path: dir + "/mask.safetensors").metadata
+        #expect(mask["model"] == Paths.tinyModel && mask["model_sha256"] == hash && mask["model_modified"] == "false")
+        #expect(mask["method"] == "lrp" && mask["level"] == "weight" && mask["samples"] == "2")
+        #expect(mask["target"] == "lm" && mask["aggregation"] == "mean |R|" && mask["selection"] == "top 0.1 per row")
+        #expect(mask["sparc_version"] != nil)
+        let map = try SafetensorsFile(path: dir + "/map.safetensors").metadata
+        #expect(map["model_sha256"] == hash && map["target"] == "lm")
+        let random = try SafetensorsFile(path: dir + "/random.safetensors").metadata
+        #expect(random["method"] == "random" && random["random_seed"] == "4" && random["selection"] == "complement of (top 5 per global)")
+        // Loading keeps the provenance; a pruned model no longer claims the file's hash.
+        #expect(try s.eval("load(\"\(dir)/mask.safetensors\") == topk(r, 0.1, per: \"row\")") == "true")
+        try s.run("let p = prune(m, topk(r, 0.1))\nsave(attribute(p, \"hi\"), \"\(dir)/pruned.safetensors\")")
+        let pruned = try SafetensorsFile(path: dir + "/pruned.safetensors").metadata
+        #expect(pruned["model_modified"] == "true" && pruned["model_sha256"] == nil)
     }
 }
