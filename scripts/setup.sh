@@ -30,7 +30,7 @@ echo "==> installing the toxicity word list (better-profanity, for examples/deto
 .build/release/sparc install profanity
 
 if [ "${1:-}" != "--no-demo" ]; then
-    echo "==> flagship example: examples/ioi_circuit.sparc on SmolLM2-135M-Instruct (about 3 minutes; output in out/)"
+    echo "==> flagship example: examples/ioi_circuit.sparc on SmolLM2-135M-Instruct (about 4 minutes; output in out/)"
     mkdir -p out
     .build/release/sparc examples/ioi_circuit.sparc out
 fi
