@@ -81,9 +81,27 @@ public enum AttributionError: Error, CustomStringConvertible {
     public var description: String { if case .invalid(let m) = self { return m }; return "" }
 }
 
+/// Which parameters a weight-level map covers: the prunable set. The block linear weights
+/// by default; embeddings, norms and the output head only when asked for.
+public struct ParameterGroups: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// q/k/v/o and gate/up/down of every block.
+    public static let linear = ParameterGroups(rawValue: 1)
+    /// The RMSNorm scales (input, post-attention, final).
+    public static let norms = ParameterGroups(rawValue: 2)
+    /// `model.embed_tokens.weight` (for a tied model also the output head).
+    public static let embeddings = ParameterGroups(rawValue: 4)
+    /// `lm_head.weight` of an untied model.
+    public static let head = ParameterGroups(rawValue: 8)
+    public static let all: ParameterGroups = [.linear, .norms, .embeddings, .head]
+
+    public static let names: [(String, ParameterGroups)] = [("linear", .linear), ("norms", .norms), ("embeddings", .embeddings), ("head", .head)]
+}
+
 /// Computes relevance maps over reference samples, averaged, in batches.
 public enum Attribution {
-    /// The block linear weights a weight-level map covers, in `params` order.
+    /// The block linear weights a weight-level map covers by default, in `params` order.
     public static func linearWeightNames(_ c: ModelConfig) -> [String] {
         (0..<c.numLayers).flatMap { l in
             ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -91,14 +109,34 @@ public enum Attribution {
         }
     }
 
+    /// The parameters of the given groups, in `params` order. `.head` of a tied model is
+    /// the embedding matrix: it is covered by `.embeddings`.
+    public static func weightNames(_ c: ModelConfig, _ groups: ParameterGroups) -> [String] {
+        var out: [String] = []
+        if groups.contains(.embeddings) || (groups.contains(.head) && c.tieWordEmbeddings) { out.append("model.embed_tokens.weight") }
+        for l in 0..<c.numLayers {
+            let pre = "model.layers.\(l)."
+            if groups.contains(.norms) { out.append(pre + "input_layernorm.weight") }
+            if groups.contains(.linear) { out += ["q_proj", "k_proj", "v_proj", "o_proj"].map { pre + "self_attn.\($0).weight" } }
+            if groups.contains(.norms) { out.append(pre + "post_attention_layernorm.weight") }
+            if groups.contains(.linear) { out += ["gate_proj", "up_proj", "down_proj"].map { pre + "mlp.\($0).weight" } }
+        }
+        if groups.contains(.norms) { out.append("model.norm.weight") }
+        if groups.contains(.head) && !c.tieWordEmbeddings { out.append("lm_head.weight") }
+        return out
+    }
+
     /// `absolute`: average |relevance| of each sample (weight level) instead of the signed
     /// mean, so components relevant with alternating signs do not cancel; each sample then
     /// runs its own backward pass.
+    /// `parameters`: which weights a weight-level map covers (the block linear weights unless
+    /// norms, embeddings or the head are asked for too).
     public static func attribute(_ model: Model, samples: [AttributionSample], method: AttributionMethod = .lrp,
                                  level: AttributionLevel = .weight, batchSize: Int = 8, absolute: Bool = false,
+                                 parameters: ParameterGroups = .linear,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> RelevanceMap {
         var map = try compute(model, samples: samples, method: method, level: level, batchSize: batchSize,
-                              absolute: absolute, progress: progress)
+                              absolute: absolute, groups: parameters, progress: progress)
         func kind(_ t: AttributionTarget) -> String {
             switch t {
             case .predicted: return "predicted"
@@ -114,10 +152,18 @@ public enum Attribution {
     }
 
     private static func compute(_ model: Model, samples: [AttributionSample], method: AttributionMethod,
-                                level: AttributionLevel, batchSize: Int, absolute: Bool,
+                                level: AttributionLevel, batchSize: Int, absolute: Bool, groups: ParameterGroups,
                                 progress: (Int, Int) -> Void) throws -> RelevanceMap {
         guard !samples.isEmpty else { throw AttributionError.invalid("attribute needs at least one sample") }
         guard batchSize >= 1 else { throw AttributionError.invalid("batch must be at least 1") }
+        guard !groups.isEmpty else { throw AttributionError.invalid("no parameters to attribute") }
+        if groups != .linear && (method == .wanda || method == .activation) {
+            throw AttributionError.invalid("method \(method.rawValue) scores the block linear weights only (their input activations); norms, embeddings and the head have none")
+        }
+        if groups != .linear && level != .weight {
+            throw AttributionError.invalid("parameters other than the linear weights are a weight-level choice (level is \(level.rawValue))")
+        }
+        let weightNames = weightNames(model.config, groups)
         switch (method, level) {
         case (.magnitude, .weight), (.wanda, .weight), (.activation, .weight), (.activation, .neuron), (.activation, .head): break
         case (.magnitude, _), (.wanda, _):
@@ -126,12 +172,13 @@ public enum Attribution {
             throw AttributionError.invalid("method activation gives weight, neuron or head relevance, not \(level.rawValue)")
         default: break
         }
-        if method == .magnitude { return magnitude(model) }
+        if method == .magnitude { return magnitude(model, weightNames) }
 
         let c = model.config
         let rules: LlamaBackward.Rules = method == .lrp ? .attnLRP : .gradient
         let acc = LlamaBackward.Accumulators(wantWeights: level == .weight && method != .activation && method != .wanda,
-                                             wantNeurons: level == .neuron || level == .head, wantResiduals: level == .hidden)
+                                             wantNeurons: level == .neuron || level == .head, wantResiduals: level == .hidden,
+                                             wantNorms: groups.contains(.norms))
         var weightInputNorms: [String: [Double]] = [:]       // wanda: Σ_t x_tj² per weight
         var activationSums: [String: [Double]] = [:]          // activation: Σ_t |a_tj| per component
         var activationTokens = 0
@@ -152,14 +199,17 @@ public enum Attribution {
                 accumulateInputStatistics(model, trace, wanda: method == .wanda, norms: &weightInputNorms, sums: &activationSums)
                 activationTokens += trace.starts.last!
             } else {
-                let (seed, values) = try seedFromLogits(model, trace, logits, batch, unitSeed: method == .gradient)
+                let (seed, values, logitSeeds) = try seedFromLogits(model, trace, logits, batch, unitSeed: method == .gradient)
                 explained += values
                 let backward = LlamaBackward(model: model, rules: rules)
                 let wantsPerToken = level == .token || level == .hidden
                 backward.run(trace, seed: seed, into: acc)
+                if acc.wantWeights && (groups.contains(.embeddings) || groups.contains(.head)) {
+                    accumulateEmbeddingAndHeadGradients(model, trace, acc, logitSeeds, groups: groups)
+                }
                 if perSampleAbsolute {
                     // Fold this sample's |W ⊙ ∂W| (or |∂W|) in, and start the next one afresh.
-                    for name in linearWeightNames(c) {
+                    for name in weightNames {
                         var g = acc.weightGradients.removeValue(forKey: name)!
                         scaleInPlace(&g, by: method == .gradient ? nil : model.parameters[name]!, 1)
                         addAbsolute(g, into: &absoluteSums[name, default: Tensor(zeros: g.shape)])
@@ -198,14 +248,14 @@ public enum Attribution {
                 put("model.layers.\(l).self_attn", headSums(channels, heads: c.numHeads, headDim: c.headDim))
             }
         case (_, .weight) where perSampleAbsolute:
-            for name in linearWeightNames(c) {
+            for name in weightNames {
                 var r = absoluteSums.removeValue(forKey: name)!
                 scaleInPlace(&r, by: nil, 1 / count)
                 put(name, r)
             }
         case (_, .weight):
             // The accumulated gradients become the relevances in place (no second weight-sized buffer).
-            for name in linearWeightNames(c) {
+            for name in weightNames {
                 var g = acc.weightGradients.removeValue(forKey: name)!
                 scaleInPlace(&g, by: method == .gradient ? nil : model.parameters[name]!, 1 / count)
                 put(name, g)
@@ -235,13 +285,15 @@ public enum Attribution {
     /// Gradient×Input methods seed with the quantity's value (LXT: `logit.backward(logit)`),
     /// so relevances are in logit units and sum to about the explained logit.
     static func seedFromLogits(_ model: Model, _ trace: ActivationTrace, _ logits: [Tensor], _ batch: [AttributionSample],
-                               unitSeed: Bool) throws -> (Tensor, [Double]) {
+                               unitSeed: Bool) throws -> (Tensor, [Double], [LogitSeed]) {
         let c = model.config, d = c.hiddenSize, vocab = c.vocabSize
         var seed = Tensor(zeros: [trace.starts.last!, d])
         let head = model.outputProjection.storage.pointer
         let S = mutablePointer(&seed)
         var values: [Double] = []
+        var logitSeeds: [LogitSeed] = []
         func add(row: Int, token: Int, coefficient: Float) {
+            logitSeeds.append(LogitSeed(row: row, token: token, coefficient: coefficient))
             let w = head + token * d, out = S + row * d
             for j in 0..<d { out[j] += coefficient * w[j] }
         }
@@ -277,7 +329,42 @@ public enum Attribution {
                 values.append(total)
             }
         }
-        return (seed, values)
+        return (seed, values, logitSeeds)
+    }
+
+    /// One seeded logit: the gradient of the explained quantity w.r.t. logit[row, token].
+    struct LogitSeed { let row: Int, token: Int, coefficient: Float }
+
+    /// The gradients of the embedding matrix and the output head (a linear layer on the
+    /// final norm's output h): ∂E[v] = Σ over positions t holding token v of ∂x_t, and
+    /// ∂W_head[v] = Σ_t seed[t, v] · h_t. A tied matrix gets both.
+    static func accumulateEmbeddingAndHeadGradients(_ model: Model, _ trace: ActivationTrace, _ acc: LlamaBackward.Accumulators,
+                                                    _ seeds: [LogitSeed], groups: ParameterGroups) {
+        let c = model.config, d = c.hiddenSize
+        let embedName = "model.embed_tokens.weight"
+        let headName = c.tieWordEmbeddings ? embedName : "lm_head.weight"
+        func gradient(_ name: String) -> UnsafeMutablePointer<Float> {
+            if acc.weightGradients[name] == nil { acc.weightGradients[name] = Tensor(zeros: model.parameters[name]!.shape) }
+            return mutablePointer(&acc.weightGradients[name]!)
+        }
+        if groups.contains(.embeddings) {
+            let G = gradient(embedName), DX = acc.embeddingGradient.storage.pointer
+            for (s, ids) in trace.tokens.enumerated() {
+                for (i, v) in ids.enumerated() {
+                    let row = DX + (trace.starts[s] + i) * d, out = G + v * d
+                    for j in 0..<d { out[j] += row[j] }
+                }
+            }
+        }
+        if groups.contains(.head) || (c.tieWordEmbeddings && groups.contains(.embeddings)) {
+            // h = γ ⊙ x · r, recomputed for the seeded rows only.
+            let G = gradient(headName), X = trace.finalResidual.storage.pointer
+            let gamma = model.parameters["model.norm.weight"]!.storage.pointer
+            for s in seeds {
+                let x = X + s.row * d, out = G + s.token * d, r = trace.finalNormScale[s.row]
+                for j in 0..<d { out[j] += s.coefficient * gamma[j] * x[j] * r }
+            }
+        }
     }
 
     // MARK: per-token levels
@@ -317,8 +404,7 @@ public enum Attribution {
 
     // MARK: data-free and forward-only baselines
 
-    private static func magnitude(_ model: Model) -> RelevanceMap {
-        let names = linearWeightNames(model.config)
+    private static func magnitude(_ model: Model, _ names: [String]) -> RelevanceMap {
         let tensors = Dictionary(uniqueKeysWithValues: names.map { n in
             (n, model.parameters[n]!.withUnsafeBufferPointer { src in Tensor(shape: model.parameters[n]!.shape) { for i in 0..<src.count { $0[i] = abs(src[i]) } } })
         })

@@ -34,10 +34,13 @@ struct LlamaBackward {
         /// activations: kept only when a level needs them.
         let wantNeurons: Bool
         let wantResiduals: Bool
-        init(wantWeights: Bool, wantNeurons: Bool = false, wantResiduals: Bool = false) {
+        /// Gradients of the RMSNorm scales too (weight maps that include the norms).
+        let wantNorms: Bool
+        init(wantWeights: Bool, wantNeurons: Bool = false, wantResiduals: Bool = false, wantNorms: Bool = false) {
             self.wantWeights = wantWeights
             self.wantNeurons = wantNeurons
             self.wantResiduals = wantResiduals
+            self.wantNorms = wantNorms && wantWeights
         }
     }
 
@@ -57,7 +60,8 @@ struct LlamaBackward {
 
         // d(final residual) from the seed through the final RMSNorm.
         var dX = Tensor(zeros: [n, d])
-        normBackward(seed, weight: p["model.norm.weight"]!, scales: trace.finalNormScale, input: trace.finalResidual, into: &dX, accumulate: false)
+        normBackward(seed, weight: p["model.norm.weight"]!, name: "model.norm.weight", scales: trace.finalNormScale, input: trace.finalResidual,
+                     into: &dX, acc: acc, accumulate: false)
 
         var dProd = Tensor(zeros: [n, inter]), dGate = Tensor(zeros: [n, inter]), dUp = Tensor(zeros: [n, inter])
         var dH = Tensor(zeros: [n, d])
@@ -83,7 +87,8 @@ struct LlamaBackward {
             swiGLUBackward(dProd, gate: a.gate, up: a.up, product: a.product, dGate: &dGate, dUp: &dUp, lrp: lrp)
             linearBackward(dGate, input: a.mlpNormOut, weight: wGate, name: pre + "mlp.gate_proj.weight", into: &dH, acc: acc)
             linearBackward(dUp, input: a.mlpNormOut, weight: wUp, name: pre + "mlp.up_proj.weight", into: &dH, acc: acc, accumulate: true)
-            normBackward(dH, weight: p[pre + "post_attention_layernorm.weight"]!, scales: a.mlpNormScale, input: a.residualMid, into: &dX, accumulate: true)
+            normBackward(dH, weight: p[pre + "post_attention_layernorm.weight"]!, name: pre + "post_attention_layernorm.weight", scales: a.mlpNormScale,
+                         input: a.residualMid, into: &dX, acc: acc, accumulate: true)
 
             // Attention: x += o(softmax(q kᵀ/√d) v), q, k, v from h = RMSNorm(x).
             linearBackward(dX, input: a.attentionOut, weight: wO, name: pre + "self_attn.o_proj.weight", into: &dAtt, acc: acc)
@@ -136,7 +141,8 @@ struct LlamaBackward {
             linearBackward(dQ, input: a.attentionNormOut, weight: wQ, name: pre + "self_attn.q_proj.weight", into: &dH, acc: acc)
             linearBackward(dK, input: a.attentionNormOut, weight: wK, name: pre + "self_attn.k_proj.weight", into: &dH, acc: acc, accumulate: true)
             linearBackward(dV, input: a.attentionNormOut, weight: wV, name: pre + "self_attn.v_proj.weight", into: &dH, acc: acc, accumulate: true)
-            normBackward(dH, weight: p[pre + "input_layernorm.weight"]!, scales: a.attentionNormScale, input: a.residualIn, into: &dX, accumulate: true)
+            normBackward(dH, weight: p[pre + "input_layernorm.weight"]!, name: pre + "input_layernorm.weight", scales: a.attentionNormScale,
+                         input: a.residualIn, into: &dX, acc: acc, accumulate: true)
             if acc.wantResiduals { acc.residualGradients[l] = dX }
         }
         acc.embeddingGradient = dX
@@ -159,11 +165,22 @@ struct LlamaBackward {
     }
 
     /// y = w ⊙ x · r, r = 1/√(mean(x²) + ε). AttnLRP: r constant, dx = w ⊙ dy · r.
-    /// Gradient: dx = r·g − x·r³·(Σ g⊙x)/D with g = w ⊙ dy.
-    private func normBackward(_ dy: Tensor, weight: Tensor, scales: [Float], input x: Tensor, into dx: inout Tensor, accumulate: Bool) {
+    /// Gradient: dx = r·g − x·r³·(Σ g⊙x)/D with g = w ⊙ dy. The scale's gradient is the
+    /// same under both rules: dw = Σ_rows dy ⊙ x · r.
+    private func normBackward(_ dy: Tensor, weight: Tensor, name: String, scales: [Float], input x: Tensor, into dx: inout Tensor,
+                              acc: Accumulators, accumulate: Bool) {
         let rows = dy.shape[0], width = dy.shape[1]
         let DY = dy.storage.pointer, W = weight.storage.pointer, X = x.storage.pointer, DX = mutablePointer(&dx)
         let lrp = rules == .attnLRP
+        if acc.wantNorms {
+            if acc.weightGradients[name] == nil { acc.weightGradients[name] = Tensor(zeros: [width]) }
+            let G = mutablePointer(&acc.weightGradients[name]!)
+            scales.withUnsafeBufferPointer { r in
+                Parallel.forRanges(width, minChunk: 64) { cols in
+                    for i in 0..<rows { for j in cols { G[j] += DY[i * width + j] * X[i * width + j] * r[i] } }
+                }
+            }
+        }
         scales.withUnsafeBufferPointer { r in
             Parallel.forRanges(rows, minChunk: 16) { range in
                 for i in range {

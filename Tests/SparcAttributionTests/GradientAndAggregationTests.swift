@@ -132,3 +132,60 @@ import SparcTensor
         }
     }
 }
+
+/// Norms, embeddings and the output head join a weight-level map only when asked for.
+@Suite struct ParameterGroupTests {
+    @Test(arguments: ["tiny-gqa", "tiny-tied"])
+    func gradientsOfNormsEmbeddingsAndHeadAreTrue(model name: String) throws {
+        let model = try Model.load(RelevanceFixtures.models + "/" + name)
+        let ids = [4, 77, 15, 200, 9, 31, 120, 77]
+        let last = try model.logits(ids).row(ids.count - 1)
+        let target = last.indices.max { last[$0] < last[$1] }!
+        func f(_ m: Model) throws -> Double { Double(try m.logits(ids).row(ids.count - 1)[target]) }
+        let grads = try Attribution.attribute(model, samples: [AttributionSample(ids: ids, target: .token(target))],
+                                              method: .gradient, level: .weight, parameters: .all)
+        let c = model.config
+        #expect(grads.names == Attribution.weightNames(c, .all))
+        #expect(grads.names.contains("lm_head.weight") == !c.tieWordEmbeddings)
+        var checks: [(String, Int)] = []
+        for n in ["model.norm.weight", "model.layers.0.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight"] {
+            checks += [(n, 3), (n, 40)]
+        }
+        // Embedding rows of tokens in the prompt (77 twice), and head rows of the target.
+        checks += [("model.embed_tokens.weight", 77 * c.hiddenSize + 5), ("model.embed_tokens.weight", 4 * c.hiddenSize + 60),
+                   ("model.embed_tokens.weight", target * c.hiddenSize + 7)]
+        if !c.tieWordEmbeddings { checks += [("lm_head.weight", target * c.hiddenSize + 7), ("lm_head.weight", 5 * c.hiddenSize)] }
+        for (n, i) in checks {
+            let w = model.parameters[n]!
+            let h: Float = 1e-2
+            var plus = w, minus = w
+            plus[flat: i] += h
+            minus[flat: i] -= h
+            let fd = (try f(model.replacing([n: plus])) - f(model.replacing([n: minus]))) / Double(2 * h)
+            let g = Double(grads[n]![flat: i])
+            #expect(abs(fd - g) <= 2e-3 + 2e-2 * abs(g), "\(name) \(n)[\(i)]: finite difference \(fd), backward \(g)")
+        }
+    }
+
+    @Test func lrpRelevanceOfEmbeddingsAndHeadIsConserved() throws {
+        let model = try Model.load(RelevanceFixtures.models + "/tiny-gqa")
+        let sample = AttributionSample(ids: [4, 77, 15, 200, 9, 31, 120, 77])
+        let all = try Attribution.attribute(model, samples: [sample], method: .lrp, parameters: .all)
+        let tokens = try Attribution.attribute(model, samples: [sample], method: .lrp, level: .token)
+        func total(_ t: Tensor) -> Double { t.scalars.reduce(0) { $0 + Double($1) } }
+        // The embedding matrix's relevance is the input tokens' relevance (checked against LXT).
+        let tokenTotal = total(tokens["tokens"]!)
+        #expect(abs(total(all["model.embed_tokens.weight"]!) - tokenTotal) <= 1e-4 * max(1, abs(tokenTotal)))
+        // The final norm's scale and the head both carry everything the seed puts in:
+        // logit · (w_target · h) = logit².
+        let f = all.explained[0]
+        #expect(abs(total(all["lm_head.weight"]!) - f * f) <= 1e-4 * f * f)
+        #expect(abs(total(all["model.norm.weight"]!) - f * f) <= 1e-4 * f * f)
+        // The linear weights are the same as in the default map.
+        let linear = try Attribution.attribute(model, samples: [sample], method: .lrp)
+        #expect(linear.names == Attribution.linearWeightNames(model.config))
+        for n in linear.names { #expect(linear[n]!.scalars == all[n]!.scalars) }
+        #expect(throws: AttributionError.self) { try Attribution.attribute(model, samples: [sample], method: .wanda, parameters: .all) }
+        #expect(throws: AttributionError.self) { try Attribution.attribute(model, samples: [sample], level: .neuron, parameters: .norms) }
+    }
+}

@@ -42,6 +42,22 @@ import SparcModel
     }
 }
 
+@Suite struct PrunableSetTests {
+    @Test func normsEmbeddingsAndHeadOnlyWhenAsked() throws {
+        let s = Session()
+        try s.run("let m = load_model(\"\(Paths.tinyModel)\")\nlet r = attribute(m, \"hello world\", parameters: \"all\")")
+        #expect(try s.eval("len(attribute(m, \"hello world\"))") == "14")
+        #expect(try s.eval("len(r)") == "21")  // + embeddings, 2 × 2 block norms, final norm, lm_head
+        #expect(try s.eval("keys(r)[0]") == "\"model.embed_tokens.weight\"")
+        #expect(try s.eval("len(attribute(m, \"hello world\", parameters: [\"norms\"]))") == "5")
+        // Pruning with such a mask zeroes those parameters too.
+        try s.run("let p = prune(m, topk(abs(attribute(m, \"hello\", parameters: [\"embeddings\"])), 10))")
+        #expect(try s.eval("sum(param(p, \"model.embed_tokens.weight\") == 0) - sum(param(m, \"model.embed_tokens.weight\") == 0)") == "10")
+        #expect(s.error("attribute(m, \"x\", parameters: \"biases\")").contains("unknown parameter group biases (one of linear, norms, embeddings, head, or all)"))
+        #expect(s.error("attribute(m, \"x\", method: \"wanda\", parameters: \"all\")").contains("scores the block linear weights only"))
+    }
+}
+
 @Suite struct ProvenanceTests {
     @Test func mapsAndMasksSayWhereTheyComeFrom() throws {
         let s = Session()

@@ -10,7 +10,8 @@ enum AttributionBuiltins {
     static let all: [Builtin] = [
         Builtin("attribute", [Parameter("m"), Parameter("inputs"), Parameter("method", default: .string("lrp")),
                               Parameter("level", default: .string("weight")), Parameter("target", default: .null),
-                              Parameter("batch", default: .number(8)), Parameter("absolute", default: .bool(false))],
+                              Parameter("batch", default: .number(8)), Parameter("absolute", default: .bool(false)),
+                              Parameter("parameters", default: .string("linear"))],
                 summary: "Relevance of weights, neurons, heads, hidden states or tokens, averaged over the inputs.",
                 help: """
                     inputs: a text, a list of token ids, a list of texts / id lists, or a task (ioi(…), task(…)).
@@ -20,6 +21,8 @@ enum AttributionBuiltins {
                     next token), {answer: …, foil: …} (logit difference), or one of these per input;
                     a task's default target is each prompt's answer − foil.
                     absolute: true averages each input's |relevance| (weight level), so alternating signs do not cancel.
+                    parameters: what a weight-level map covers (the prunable set): "linear" (the block linear weights,
+                    default), "all", or a list of "linear", "norms", "embeddings", "head".
                     Returns a relevance map keyed like params(m) (weight level) or by component.
                     """) { a in
             let m = try a.model("m")
@@ -34,7 +37,7 @@ enum AttributionBuiltins {
             defer { bar.finish() }
             do {
                 let map = try Attribution.attribute(m, samples: samples, method: method, level: level, batchSize: try a.int("batch"),
-                                                    absolute: try a.bool("absolute")) { done, _ in bar.update(done) }
+                                                    absolute: try a.bool("absolute"), parameters: try parameterGroups(a)) { done, _ in bar.update(done) }
                 return .relevance(map)
             } catch let e as AttributionError {
                 throw SparcError(.value, "attribute: \(e)")
@@ -102,6 +105,22 @@ enum AttributionBuiltins {
     ]
 
     // MARK: inputs and targets
+
+    static func parameterGroups(_ a: Arguments) throws -> ParameterGroups {
+        let known = ParameterGroups.names.map(\.0).joined(separator: ", ")
+        func group(_ v: Value) throws -> ParameterGroups {
+            guard case .string(let s) = v else { throw SparcError(.type, "attribute: parameters are named groups (\(known), all)") }
+            if s == "all" { return .all }
+            guard let g = ParameterGroups.names.first(where: { $0.0 == s })?.1 else {
+                throw SparcError(.value, "attribute: unknown parameter group \(s) (one of \(known), or all)")
+            }
+            return g
+        }
+        switch a["parameters"] {
+        case .list(let items): return try items.reduce(into: ParameterGroups()) { $0.formUnion(try group($1)) }
+        default: return try group(a["parameters"])
+        }
+    }
 
     static func samplesFrom(_ inputs: Value, target: Value, model: Model) throws -> [AttributionSample] {
         // A task explains its own contrast (answer − foil) unless another target is given.
