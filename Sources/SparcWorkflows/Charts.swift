@@ -54,14 +54,20 @@ public enum Charts {
         return svg + "</svg>\n"
     }
 
-    /// A heatmap: rows × columns of values in [0, 1] (white → dark red), labelled.
+    /// A heatmap: rows × columns of values, lightest at the smallest value and darkest at
+    /// the largest (white → dark red), labelled; the key gives both ends.
     public static func heatmap(_ values: [[Double]], rowLabels: [String], columnLabels: [String], title: String,
                                valueLabel: String = "fraction selected") -> String {
         let cell = 22.0, left = 90.0, top = 70.0
         let columns = values.map(\.count).max() ?? 0
         let width = left + Double(columns) * cell + 40, height = top + Double(values.count) * cell + 50
-        let peak = max(values.flatMap { $0 }.max() ?? 1, 1e-12)
-        var svg = header(max(width, 360), height, title)
+        let flat = values.flatMap { $0 }
+        let peak = flat.max() ?? 1
+        // Stretch the scale over [min, max] when the values differ enough to show a pattern;
+        // otherwise start at 0, so rounding noise is not drawn as structure.
+        let low = flat.min().map { peak - $0 > 0.05 * abs(peak) ? $0 : min($0, 0) } ?? 0, span = peak - low
+        let key = "colour: \(valueLabel), from \(String(format: "%.3g", low)) (white) to \(String(format: "%.3g", peak)) (dark)"
+        var svg = header(max(width, Double(title.count) * 8 + 40, left + Double(key.count) * 6.5 + 20), height, title)
         for (j, label) in columnLabels.enumerated() {
             svg += "<text x=\"\(f(left + (Double(j) + 0.5) * cell))\" y=\"\(f(top - 6))\" text-anchor=\"middle\" font-size=\"10\">\(escape(label))</text>"
         }
@@ -69,12 +75,12 @@ public enum Charts {
             let label = i < rowLabels.count ? rowLabels[i] : ""
             svg += "\n<text x=\"\(f(left - 6))\" y=\"\(f(top + (Double(i) + 0.7) * cell))\" text-anchor=\"end\" font-size=\"11\">\(escape(label))</text>"
             for (j, v) in row.enumerated() {
-                let t = max(0, min(1, v / peak))
+                let t = span > 0 ? max(0, min(1, (v - low) / span)) : 1
                 let r = Int(255 - 100 * t), gb = Int(255 * (1 - t))  // white → dark red
                 svg += "<rect x=\"\(f(left + Double(j) * cell))\" y=\"\(f(top + Double(i) * cell))\" width=\"\(f(cell - 1))\" height=\"\(f(cell - 1))\" fill=\"rgb(\(r),\(gb),\(gb))\"><title>\(escape(label)) \(escape(j < columnLabels.count ? columnLabels[j] : "")): \(String(format: "%.4g", v))</title></rect>"
             }
         }
-        svg += "\n<text x=\"\(f(left))\" y=\"\(f(height - 16))\">colour: \(escape(valueLabel)), darkest = \(String(format: "%.3g", peak))</text>\n"
+        svg += "\n<text x=\"\(f(left))\" y=\"\(f(height - 16))\">\(escape(key))</text>\n"
         return svg + "</svg>\n"
     }
 

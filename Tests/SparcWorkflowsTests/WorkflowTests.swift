@@ -164,6 +164,6 @@ func temporaryFile(_ contents: String) throws -> String {
         #expect(svg.contains("lrp &lt;a&gt;") && !svg.contains("<a>"))
         let heat = Charts.heatmap([[0, 0.5], [1, 0.25]], rowLabels: ["layer 0", "layer 1"], columnLabels: ["q", "k"], title: "h")
         #expect(heat.components(separatedBy: "<rect x=").count - 1 == 4)
-        #expect(heat.contains("rgb(155,0,0)"))  // the peak is darkest
+        #expect(heat.contains("rgb(155,0,0)") && heat.contains("rgb(255,255,255)"))  // the peak darkest, the minimum white
     }
 }
