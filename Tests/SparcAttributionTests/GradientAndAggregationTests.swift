@@ -4,6 +4,18 @@ import Testing
 import SparcModel
 import SparcTensor
 
+/// Central difference of f at element i of parameter `name`, against the backward's value.
+func expectCentralDifference(_ model: Model, _ name: String, _ i: Int, backward g: Double, context: String,
+                             _ f: (Model) throws -> Double) throws {
+    let w = model.parameters[name]!
+    let h: Float = 1e-2
+    var plus = w, minus = w
+    plus[flat: i] += h
+    minus[flat: i] -= h
+    let fd = (try f(model.replacing([name: plus])) - f(model.replacing([name: minus]))) / Double(2 * h)
+    #expect(abs(fd - g) <= 2e-3 + 2e-2 * abs(g), "\(context) \(name)[\(i)]: finite difference \(fd), backward \(g)")
+}
+
 @Suite struct FiniteDifferenceTests {
     /// With the LRP rules off, the backward pass is the true gradient: central differences
     /// of the target logit agree with it for elements of every kind of weight.
@@ -20,16 +32,9 @@ import SparcTensor
         for layer in 0..<model.config.numLayers {
             for module in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"] {
                 let name = "model.layers.\(layer).\(module).weight"
-                let w = model.parameters[name]!
                 for _ in 0..<3 {
-                    let i = Int(rng.next() % UInt64(w.count))
-                    let h: Float = 1e-2
-                    var plus = w, minus = w
-                    plus[flat: i] += h
-                    minus[flat: i] -= h
-                    let fd = (try f(model.replacing([name: plus])) - f(model.replacing([name: minus]))) / Double(2 * h)
-                    let g = Double(grads[name]![flat: i])
-                    #expect(abs(fd - g) <= 2e-3 + 2e-2 * abs(g), "\(name)[\(i)]: finite difference \(fd), backward \(g)")
+                    let i = Int(rng.next() % UInt64(model.parameters[name]!.count))
+                    try expectCentralDifference(model, name, i, backward: Double(grads[name]![flat: i]), context: name, f)
                 }
             }
         }
@@ -156,14 +161,7 @@ import SparcTensor
                    ("model.embed_tokens.weight", target * c.hiddenSize + 7)]
         if !c.tieWordEmbeddings { checks += [("lm_head.weight", target * c.hiddenSize + 7), ("lm_head.weight", 5 * c.hiddenSize)] }
         for (n, i) in checks {
-            let w = model.parameters[n]!
-            let h: Float = 1e-2
-            var plus = w, minus = w
-            plus[flat: i] += h
-            minus[flat: i] -= h
-            let fd = (try f(model.replacing([n: plus])) - f(model.replacing([n: minus]))) / Double(2 * h)
-            let g = Double(grads[n]![flat: i])
-            #expect(abs(fd - g) <= 2e-3 + 2e-2 * abs(g), "\(name) \(n)[\(i)]: finite difference \(fd), backward \(g)")
+            try expectCentralDifference(model, n, i, backward: Double(grads[n]![flat: i]), context: name, f)
         }
     }
 
