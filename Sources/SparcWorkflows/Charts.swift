@@ -97,8 +97,17 @@ public enum Charts {
     /// About five round ticks over [a, b] (in log10 units on a log axis: decades).
     static func ticks(_ a: Double, _ b: Double, log: Bool) -> [(Double, String)] {
         if log {
+            // Decades, and 2× and 5× steps when the axis spans few decades.
             let lo = Int(floor(a)), hi = Int(ceil(b))
-            return (lo...hi).map(Double.init).filter { $0 >= a - 1e-9 && $0 <= b + 1e-9 }.map { ($0, label(pow(10, $0))) }
+            let steps: [Double] = b - a <= 3 ? [1, 2, 5] : [1]
+            var out: [(Double, String)] = []
+            for e in lo...hi {
+                for m in steps {
+                    let v = log10(m) + Double(e)
+                    if v >= a - 1e-9 && v <= b + 1e-9 { out.append((v, label(pow(10, v)))) }
+                }
+            }
+            return out
         }
         let raw = (b - a) / 5, mag = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
@@ -109,7 +118,7 @@ public enum Charts {
     }
 
     static func label(_ v: Double) -> String {
-        if v == v.rounded() && abs(v) < 1e6 { return String(Int(v)) }
+        if abs(v - v.rounded()) <= 1e-9 * max(1, abs(v)) && abs(v) < 1e7 { return String(Int(v.rounded())) }
         return String(format: "%.3g", v)
     }
 
