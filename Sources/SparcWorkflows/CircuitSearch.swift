@@ -36,7 +36,7 @@ public enum CircuitSearch {
 
     /// The task metric with only the top fraction of the ranking kept, for each fraction.
     public static func curve(_ model: Model, task: ContrastTask, ranking: RelevanceMap, fractions: [Double],
-                             per scope: Selection.Scope = .global, metric: ContrastTask.Metric = .logitDifference,
+                             per scope: Selection.Scope = .row, metric: ContrastTask.Metric = .logitDifference,
                              fullScore: Double? = nil, progress: (Int) -> Void = { _ in }) throws -> [Point] {
         let full = try fullScore ?? task.score(model, metric: metric)
         var points: [Point] = []
@@ -54,8 +54,8 @@ public enum CircuitSearch {
     /// one reaching it is bisected `refine` times (on a log scale). Assumes the metric
     /// grows with the circuit, as it does in practice; the whole curve is returned to check.
     public static func smallest(_ model: Model, task: ContrastTask, ranking: RelevanceMap, target: Double,
-                                grid: [Double] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
-                                refine: Int = 5, per scope: Selection.Scope = .global,
+                                grid: [Double] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+                                refine: Int = 5, per scope: Selection.Scope = .row,
                                 metric: ContrastTask.Metric = .logitDifference, progress: (Int) -> Void = { _ in }) throws -> Result {
         guard target > 0, target.isFinite else { throw WorkflowError.invalid("the fraction of the metric to keep must be > 0") }
         let full = try task.score(model, metric: metric)

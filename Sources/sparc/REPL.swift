@@ -131,7 +131,8 @@ final class REPL {
 
     private func help(for name: String) -> String {
         if let b = interpreter.builtins[name] {
-            return b.signature + "\n  " + b.summary + (b.help.isEmpty ? "" : "\n  " + b.help)
+            let help = b.help.split(separator: "\n", omittingEmptySubsequences: false).map { "\n  " + $0 }.joined()
+            return b.signature + "\n  " + b.summary + help
         }
         if let c = REPL.commands.first(where: { $0.name == name || $0.name == ":" + name }) { return "\(c.name): \(c.summary)" }
         if let v = interpreter.sessionVariables.first(where: { $0.0 == name })?.1 {

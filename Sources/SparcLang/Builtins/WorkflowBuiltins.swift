@@ -31,7 +31,7 @@ enum WorkflowBuiltins {
         },
         Builtin("curve", [Parameter("m"), Parameter("task"), Parameter("r"),
                           Parameter("fractions", default: defaultGrid),
-                          Parameter("per", default: .string("global")), Parameter("metric", default: .string("logit_diff"))],
+                          Parameter("per", default: .string("row")), Parameter("metric", default: .string("logit_diff"))],
                 summary: "Task metric with only the top fraction of a ranking kept: a list of {kept, score, ratio}.") { a in
             let m = try a.model("m")
             let task = try contrastTask(a["task"], model: m)
@@ -45,10 +45,14 @@ enum WorkflowBuiltins {
             return .list(points.map(record))
         },
         Builtin("circuit", [Parameter("m"), Parameter("task"), Parameter("r"), Parameter("keep", default: .number(0.8)),
-                            Parameter("per", default: .string("global")), Parameter("grid", default: defaultGrid), Parameter("refine", default: .number(5)),
+                            Parameter("per", default: .string("row")), Parameter("grid", default: defaultGrid), Parameter("refine", default: .number(5)),
                             Parameter("metric", default: .string("logit_diff"))],
                 summary: "The smallest top-ranked circuit keeping ≥ keep of the full model's task metric.",
-                help: "Returns {mask, kept, score, ratio, full, curve}: prune(m, ~result.mask) runs the circuit alone.") { a in
+                help: """
+                    Returns {mask, kept, score, ratio, full, curve}: prune(m, ~result.mask) runs the circuit alone.
+                    per: the ranking scope, "row" by default (on SmolLM2 global rankings empty whole matrices and
+                    keep at most half of the IOI metric; see docs/RESULTS.md).
+                    """) { a in
             let m = try a.model("m")
             let task = try contrastTask(a["task"], model: m)
             let grid = try a.fractions("grid")
@@ -189,7 +193,7 @@ enum WorkflowBuiltins {
 
     // MARK: helpers
 
-    static let defaultGrid = Value.list([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1].map { .number($0) })
+    static let defaultGrid = Value.list([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1].map { .number($0) })
 
     /// A task value (a record {prompts, answers, foils}) checked and tokenized for a model.
     static func contrastTask(_ v: Value, model: Model) throws -> ContrastTask {
