@@ -109,7 +109,8 @@ func temporaryFile(_ contents: String) throws -> String {
         let ranking = try Attribution.attribute(m, samples: t.samples, method: .lrp, absolute: true)
         let r = try CircuitSearch.smallest(m, task: t, ranking: ranking, target: 0.8, grid: [0.1, 0.3, 0.6, 1], refine: 3)
         #expect(r.point.ratio >= 0.8)
-        #expect(abs(r.circuit.fraction - r.point.kept) < 1e-3)
+        // Per-row selection rounds within each row (64 or 128 long here).
+        #expect(abs(r.circuit.fraction - r.point.kept) <= 1.0 / 64)
         #expect(r.curve.contains { $0.kept == r.point.kept })
         // No evaluated point below the circuit's size reached the target at a grid step
         // both of whose neighbours bracket it.
