@@ -41,12 +41,18 @@ public enum CircuitSearch {
         let full = try fullScore ?? task.score(model, metric: metric)
         var points: [Point] = []
         for (i, f) in fractions.enumerated() {
-            let (sub, _) = try circuitModel(model, ranking: ranking, kept: f, per: scope)
-            let s = try task.score(sub, metric: metric)
-            points.append(Point(kept: f, score: s, ratio: full == 0 ? 0 : s / full))
+            points.append(try evaluate(model, task, ranking, kept: f, scope, metric, full: full).point)
             progress(i + 1)
         }
         return points
+    }
+
+    /// One circuit: its mask and its point on the curve.
+    static func evaluate(_ model: Model, _ task: ContrastTask, _ ranking: RelevanceMap, kept: Double, _ scope: Selection.Scope,
+                         _ metric: ContrastTask.Metric, full: Double) throws -> (point: Point, circuit: Mask) {
+        let (sub, circuit) = try circuitModel(model, ranking: ranking, kept: kept, per: scope)
+        let s = try task.score(sub, metric: metric)
+        return (Point(kept: kept, score: s, ratio: full == 0 ? 0 : s / full), circuit)
     }
 
     /// The smallest circuit keeping at least `target` of the full metric: the grid is
@@ -62,27 +68,30 @@ public enum CircuitSearch {
         guard full > 0 else {
             throw WorkflowError.invalid("the full model's \(metric.rawValue) on \(task.name) is \(full); a circuit must keep a positive metric")
         }
-        var done = 0
-        var points = try curve(model, task: task, ranking: ranking, fractions: grid.sorted(), per: scope, metric: metric, fullScore: full) {
-            progress($0)
-            done = $0
+        // The whole grid is evaluated (the curve is part of the answer); the mask of the
+        // smallest circuit reaching the target so far is kept, not selected again.
+        var points: [Point] = []
+        var hi: (point: Point, circuit: Mask)?
+        for kept in grid.sorted() {
+            let e = try evaluate(model, task, ranking, kept: kept, scope, metric, full: full)
+            points.append(e.point)
+            if hi == nil && e.point.ratio >= target { hi = e }
+            progress(points.count)
         }
-        guard var hi = points.first(where: { $0.ratio >= target }) else {
+        guard var best = hi else {
             throw WorkflowError.invalid("no circuit in the grid keeps \(Int(target * 100)) % of the metric (best: \(String(format: "%.1f", 100 * (points.map(\.ratio).max() ?? 0))) %)")
         }
-        var lo = points.last(where: { $0.kept < hi.kept && $0.ratio < target })
+        var lo = points.last(where: { $0.kept < best.point.kept && $0.ratio < target })
         for _ in 0..<refine {
             guard let low = lo else { break }
-            let mid = exp((log(low.kept) + log(hi.kept)) / 2)
-            let p = try curve(model, task: task, ranking: ranking, fractions: [mid], per: scope, metric: metric, fullScore: full)[0]
-            done += 1
-            progress(done)
-            points.append(p)
-            if p.ratio >= target { hi = p } else { lo = p }
+            let mid = exp((log(low.kept) + log(best.point.kept)) / 2)
+            let e = try evaluate(model, task, ranking, kept: mid, scope, metric, full: full)
+            points.append(e.point)
+            progress(points.count)
+            if e.point.ratio >= target { best = e } else { lo = e.point }
         }
         points.sort { $0.kept < $1.kept }
-        let (_, circuit) = try circuitModel(model, ranking: ranking, kept: hi.kept, per: scope)
-        return Result(circuit: circuit, point: hi, curve: points, fullScore: full)
+        return Result(circuit: best.circuit, point: best.point, curve: points, fullScore: full)
     }
 
     /// A ranking of uniform noise shaped like `map`: its top-k is a random mask of that size,

@@ -127,18 +127,16 @@ enum AttributionBuiltins {
         if WorkflowBuiltins.isTask(inputs) {
             let task = try WorkflowBuiltins.contrastTask(inputs, model: model)
             if case .null = target { return task.samples }
-            return try samplesFrom(.list(task.prompts.map { .list($0.map { .number(Double($0)) }) }), target: target, model: model)
+            return zip(task.prompts, try targets(target, count: task.prompts.count, model: model)).map { AttributionSample(ids: $0, target: $1) }
         }
         func ids(_ v: Value) throws -> [Int] {
             switch v {
             case .string(let s): return model.tokenizer.encode(s)
-            case .list(let l):
-                return try l.map { x in
-                    guard case .number(let n) = x, n == n.rounded(), n >= 0, n < Double(model.config.vocabSize) else {
-                        throw SparcError(.value, "attribute: token ids must be whole numbers in 0..<\(model.config.vocabSize)")
-                    }
-                    return Int(n)
+            case .list:
+                guard let ids = v.tokenIDs(vocabulary: model.config.vocabSize) else {
+                    throw SparcError(.value, "attribute: token ids must be whole numbers in 0..<\(model.config.vocabSize)")
                 }
+                return ids
             default: throw SparcError(.type, "attribute: an input is a text or a list of token ids, got \(v.typeName)")
             }
         }
@@ -150,16 +148,18 @@ enum AttributionBuiltins {
         default: throw SparcError(.type, "attribute: inputs must be a text or a list, got \(inputs.typeName)")
         }
         guard !items.isEmpty else { throw SparcError(.value, "attribute: no inputs") }
-        let targets: [AttributionTarget]
+        return try zip(items, try targets(target, count: items.count, model: model)).map { AttributionSample(ids: try ids($0), target: $1) }
+    }
+
+    /// One target for every input, or a list with one per input.
+    static func targets(_ target: Value, count: Int, model: Model) throws -> [AttributionTarget] {
         if case .list(let per) = target {
-            guard per.count == items.count else {
-                throw SparcError(.value, "attribute: \(per.count) targets for \(items.count) inputs")
+            guard per.count == count else {
+                throw SparcError(.value, "attribute: \(per.count) targets for \(count) inputs")
             }
-            targets = try per.map { try targetFrom($0, model: model) }
-        } else {
-            targets = [AttributionTarget](repeating: try targetFrom(target, model: model), count: items.count)
+            return try per.map { try targetFrom($0, model: model) }
         }
-        return try zip(items, targets).map { AttributionSample(ids: try ids($0), target: $1) }
+        return [AttributionTarget](repeating: try targetFrom(target, model: model), count: count)
     }
 
     static func targetFrom(_ v: Value, model: Model) throws -> AttributionTarget {

@@ -118,13 +118,11 @@ public struct Arguments {
     public func tokens(_ name: String, model: Model) throws -> [Int] {
         switch self[name] {
         case .string(let s): return model.tokenizer.encode(s)
-        case .list(let l):
-            return try l.map { v in
-                guard case .number(let n) = v, n == n.rounded(), n >= 0, n < Double(model.config.vocabSize) else {
-                    throw SparcError(.value, "\(builtin.name): \(name) must be text or a list of token ids in 0..<\(model.config.vocabSize)")
-                }
-                return Int(n)
+        case .list:
+            guard let ids = self[name].tokenIDs(vocabulary: model.config.vocabSize) else {
+                throw SparcError(.value, "\(builtin.name): \(name) must be text or a list of token ids in 0..<\(model.config.vocabSize)")
             }
+            return ids
         default: throw fail(name, "text or a list of token ids", self[name])
         }
     }
@@ -156,4 +154,18 @@ func tensorFromList(_ items: [Value], context: String) throws -> Tensor {
     try walk(.list(items), depth: 0)
     guard flat.count == Tensor.elementCount(shape) else { throw SparcError(.value, "\(context): ragged nested list (not rectangular)") }
     return Tensor(shape: shape, values: flat)
+}
+
+extension Value {
+    /// A list of whole numbers in 0..<vocabulary as token ids; nil if it is anything else.
+    func tokenIDs(vocabulary: Int) -> [Int]? {
+        guard case .list(let items) = self else { return nil }
+        var ids: [Int] = []
+        ids.reserveCapacity(items.count)
+        for v in items {
+            guard case .number(let n) = v, n == n.rounded(), n >= 0, n < Double(vocabulary) else { return nil }
+            ids.append(Int(n))
+        }
+        return ids
+    }
 }

@@ -381,15 +381,10 @@ public final class Interpreter: @unchecked Sendable {
     /// module runs once per interpreter, in its own scope.
     func stdlibMember(_ module: String, _ name: String) throws -> Value {
         if stdlibModules[module] == nil {
-            let file = module + ".sparc"
-            guard let path = modulePath.map({ URL(fileURLWithPath: $0).appendingPathComponent(file).path })
-                .first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            guard let path = findModule(module + ".sparc", in: modulePath) else {
                 throw SparcError(.runtime, "the stdlib module \(module) is not installed (looked in \(modulePath.joined(separator: ", ")); set SPARC_PATH to sparc's stdlib folder)")
             }
-            let source = Source(name: path, text: try readSourceFile(path).get())
-            let scope = Environment(parent: builtinScope)
-            _ = try execute(try Parser.parse(source), in: scope, source: source, topLevel: true)
-            stdlibModules[module] = scope
+            stdlibModules[module] = try runModule(path, text: try readSourceFile(path).get())
         }
         guard let v = stdlibModules[module]!.entries.first(where: { $0.0 == name })?.1 else {
             throw SparcError(.runtime, "the stdlib module \(module) defines no \(name)")
@@ -399,19 +394,28 @@ public final class Interpreter: @unchecked Sendable {
 
     private func importModule(_ name: String, from source: Source, at loc: SourceLocation, into env: Environment) throws {
         let file = name.hasSuffix(".sparc") ? name : name + ".sparc"
-        let here = URL(fileURLWithPath: source.name).deletingLastPathComponent().path
-        let candidates = ([here] + modulePath).map { URL(fileURLWithPath: $0).appendingPathComponent(file).standardized.path }
-        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw SparcError(.name, "no module \(name) (looked in \(([here] + modulePath).joined(separator: ", ")))", at: loc, in: source)
+        let folders = [URL(fileURLWithPath: source.name).deletingLastPathComponent().path] + modulePath
+        guard let path = findModule(file, in: folders) else {
+            throw SparcError(.name, "no module \(name) (looked in \(folders.joined(separator: ", ")))", at: loc, in: source)
         }
         guard !imported.contains(path) else { return }
         imported.insert(path)
-        let text = try readSourceFile(path).mapError(loc, source)
-        let moduleSource = Source(name: path, text: text)
-        let program = try Parser.parse(moduleSource)
-        let scope = Environment(parent: builtinScope)
-        _ = try execute(program, in: scope, source: moduleSource, topLevel: true)
+        let scope = try runModule(path, text: try readSourceFile(path).mapError(loc, source))
         for (n, v) in scope.entries { env.define(n, v, mutable: false) }
+    }
+
+    /// The first folder's `file` that exists.
+    private func findModule(_ file: String, in folders: [String]) -> String? {
+        folders.map { URL(fileURLWithPath: $0).appendingPathComponent(file).standardized.path }
+            .first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// Runs a module in a scope of its own under the builtins, and returns that scope.
+    private func runModule(_ path: String, text: String) throws -> Environment {
+        let source = Source(name: path, text: text)
+        let scope = Environment(parent: builtinScope)
+        _ = try execute(try Parser.parse(source), in: scope, source: source, topLevel: true)
+        return scope
     }
 }
 
