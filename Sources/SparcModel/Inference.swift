@@ -45,6 +45,17 @@ extension Model {
     /// Logits of the text as the tokenizer encodes it.
     public func logits(text: String) throws -> Tensor { try logits(tokenizer.encode(text)) }
 
+    /// Checks ids before they index the embedding table, and lengths before they size buffers.
+    func validate(_ ids: [Int], extraPositions: Int = 0) throws {
+        guard !ids.isEmpty else { throw ModelError.invalidInput("empty input: no tokens to run") }
+        guard extraPositions >= 0, ids.count <= config.maxPositions - min(extraPositions, config.maxPositions) else {
+            throw ModelError.invalidInput("\(ids.count) tokens\(extraPositions > 0 ? " + \(extraPositions) new" : "") exceed the model's context length (\(config.maxPositions))")
+        }
+        if let bad = ids.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw ModelError.invalidInput("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+    }
+
     // MARK: generation
 
     /// Token ids that end generation: the config's EOS ids and the tokenizer's.

@@ -26,6 +26,9 @@ extension Model {
     public static func load(gguf path: String) throws -> Model {
         let file = try GGUFFile(path: path)
         var config = try ModelConfig.load(gguf: file)
+        guard let family = Architectures.named(config.architecture), let names = family.ggufNames else {
+            throw FormatError(path, "sparc has no GGUF name map for \(config.architecture)")
+        }
         let tokenizer = try Tokenizer.load(gguf: file)
         if file.info(GGUFNames.ropeFactors) != nil {
             let factors = try file.tensor(GGUFNames.ropeFactors).scalars
@@ -34,15 +37,20 @@ extension Model {
             }
             config.ropeScaling = .frequencyFactors(factors)
         }
+        // Biases mark the checkpoint's variant (Llama with attention_bias).
+        if family is Llama, file.info("blk.0.attn_q.bias") != nil {
+            config.queryKeyValueBias = true
+            config.attentionOutputBias = file.info("blk.0.attn_output.bias") != nil
+        }
         var params: [String: Tensor] = [:]
         for info in file.tensors where info.name != GGUFNames.ropeFactors {
-            guard let name = GGUFNames.huggingFace(info.name) else {
+            guard let name = names.checkpointName(info.name) else {
                 throw FormatError(path, "unexpected tensor \(info.name) for architecture \(config.architecture)")
             }
             var t = try file.tensor(info.name)
-            if name.hasSuffix("self_attn.q_proj.weight") {
+            if names.permutesQueryKey && name.hasSuffix("self_attn.q_proj.weight") {
                 t = try GGUFNames.unpermuteRoPE(t, heads: config.numHeads, file: path, name: info.name)
-            } else if name.hasSuffix("self_attn.k_proj.weight") {
+            } else if names.permutesQueryKey && name.hasSuffix("self_attn.k_proj.weight") {
                 t = try GGUFNames.unpermuteRoPE(t, heads: config.numKVHeads, file: path, name: info.name)
             }
             params[name] = t
@@ -76,53 +84,21 @@ extension Model {
                 params[name] = try st.tensor(name)
             }
         }
-        // A tied head is stored once, as the embeddings.
-        if config.tieWordEmbeddings, let head = params["lm_head.weight"], let embed = params["model.embed_tokens.weight"],
-           head.scalars == embed.scalars {
+        // A tied head is stored once, as the embeddings; some files carry buffers.
+        let family = Architectures.named(config.architecture)!, layout = family.layout(config)
+        for name in params.keys where family.isBuffer(name) { params[name] = nil }
+        if config.tieWordEmbeddings, layout.tensor(named: "lm_head.weight") == nil, let head = params["lm_head.weight"],
+           let embed = layout.tensor(holding: ParameterKey(.embedding)).flatMap({ params[$0.name] }), head.scalars == embed.scalars {
             params["lm_head.weight"] = nil
         }
         return try Model(config: config, tokenizer: tokenizer, parameters: params, source: dir)
     }
 }
 
-/// llama.cpp tensor names ↔ Hugging Face names for the Llama family.
+/// llama.cpp's conventions for Llama-family GGUF files (the name maps live with each family).
 enum GGUFNames {
     /// Llama 3.1 RoPE scaling, stored as a tensor of per-frequency divisors.
     static let ropeFactors = "rope_freqs.weight"
-
-    static let perLayer: [(gguf: String, hf: String)] = [
-        ("attn_norm.weight", "input_layernorm.weight"),
-        ("attn_q.weight", "self_attn.q_proj.weight"),
-        ("attn_k.weight", "self_attn.k_proj.weight"),
-        ("attn_v.weight", "self_attn.v_proj.weight"),
-        ("attn_output.weight", "self_attn.o_proj.weight"),
-        ("ffn_norm.weight", "post_attention_layernorm.weight"),
-        ("ffn_gate.weight", "mlp.gate_proj.weight"),
-        ("ffn_up.weight", "mlp.up_proj.weight"),
-        ("ffn_down.weight", "mlp.down_proj.weight"),
-    ]
-    static let global: [(gguf: String, hf: String)] = [
-        ("token_embd.weight", "model.embed_tokens.weight"),
-        ("output_norm.weight", "model.norm.weight"),
-        ("output.weight", "lm_head.weight"),
-    ]
-
-    static func huggingFace(_ name: String) -> String? {
-        if let g = global.first(where: { $0.gguf == name }) { return g.hf }
-        let parts = name.split(separator: ".", maxSplits: 2)
-        guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]),
-              let m = perLayer.first(where: { $0.gguf == parts[2] }) else { return nil }
-        return "model.layers.\(layer).\(m.hf)"
-    }
-
-    static func gguf(_ name: String) -> String? {
-        if let g = global.first(where: { $0.hf == name }) { return g.gguf }
-        let prefix = "model.layers."
-        guard name.hasPrefix(prefix) else { return nil }
-        let rest = name.dropFirst(prefix.count).split(separator: ".", maxSplits: 1)
-        guard rest.count == 2, let layer = Int(rest[0]), let m = perLayer.first(where: { $0.hf == rest[1] }) else { return nil }
-        return "blk.\(layer).\(m.gguf)"
-    }
 
     /// llama.cpp's converter reorders each head's rows from HF's half-split RoPE layout
     /// (row h·d + s·d/2 + j) to its interleaved layout (row h·d + 2j + s). This is the

@@ -3,9 +3,10 @@ import SparcFormats
 import SparcTensor
 import Synchronization
 
-/// A loaded language model: configuration, tokenizer and parameters under Hugging Face
-/// names and layouts (`model.layers.3.self_attn.q_proj.weight`, shape `[out, in]`),
-/// whatever file it came from. Immutable: pruning makes a new model sharing tensors.
+/// A loaded language model: configuration, tokenizer and parameters under the Hugging Face
+/// checkpoint's own names and layouts (`model.layers.3.self_attn.q_proj.weight` `[out, in]`;
+/// GPT-2's `transformer.h.3.attn.c_attn.weight` `[in, 3·out]`), whatever file it came from,
+/// and its family (`architecture`). Immutable: pruning makes a new model sharing tensors.
 public final class Model: @unchecked Sendable {
     public let config: ModelConfig
     public let tokenizer: Tokenizer
@@ -20,25 +21,42 @@ public final class Model: @unchecked Sendable {
     public private(set) var isModified = false
     private let hashCache = Mutex<String?>(nil)
 
-    let weights: LlamaWeights
+    /// The model's family: names, layouts, config, components.
+    public let architecture: any Architecture
+    /// Every checkpoint tensor and the runtime parameters it holds.
+    public let layout: ParameterLayout
+    /// The parameters in the runtime's layout (shared with `parameters` where the layouts
+    /// agree; GPT-2's Conv1D weights are transposed copies).
+    public let runtimeParameters: [ParameterKey: Tensor]
+    let weights: DecoderWeights
 
+    /// Checks `parameters` against the family's layout for `config` (names and shapes),
+    /// then binds the runtime to them.
     public init(config: ModelConfig, tokenizer: Tokenizer, parameters: [String: Tensor], source: String) throws {
-        let expected = LlamaWeights.parameterShapes(config)
-        for (name, shape) in expected {
-            guard let t = parameters[name] else { throw ModelError.missingParameter(source, name) }
-            guard t.shape == shape else { throw ModelError.shapeMismatch(source, name, expected: shape, found: t.shape) }
+        guard let family = Architectures.named(config.architecture) else {
+            throw ModelError.invalidInput("unsupported architecture \"\(config.architecture)\" (sparc runs: \(Architectures.modelTypes.joined(separator: ", ")))")
         }
-        let known = Set(expected.map(\.0))
-        if let extra = parameters.keys.sorted().first(where: { !known.contains($0) }) {
+        let layout = family.layout(config)
+        for t in layout.tensors {
+            guard let p = parameters[t.name] else { throw ModelError.missingParameter(source, t.name) }
+            guard p.shape == t.shape else { throw ModelError.shapeMismatch(source, t.name, expected: t.shape, found: p.shape) }
+        }
+        if let extra = parameters.keys.sorted().first(where: { layout.tensor(named: $0) == nil }) {
             throw ModelError.unexpectedParameter(source, extra)
         }
         self.config = config
         self.tokenizer = tokenizer
         self.parameters = parameters
-        self.parameterNames = expected.map(\.0)
+        self.parameterNames = layout.names
         self.source = source
-        self.weights = LlamaWeights(config: config, parameters: parameters)
+        self.architecture = family
+        self.layout = layout
+        self.runtimeParameters = layout.runtimeParameters(parameters)
+        self.weights = DecoderWeights(config: config, parameters: runtimeParameters)
     }
+
+    /// Where this model's attention and MLP components live (`model.layers.3.mlp`, …).
+    public var components: ComponentNames { architecture.components }
 
     /// A model with some parameters replaced (same names and shapes); the rest are shared.
     public func replacing(_ replacements: [String: Tensor]) throws -> Model {

@@ -12,8 +12,39 @@ public enum RopeScaling: Equatable, Sendable {
     case frequencyFactors([Float])
 }
 
-/// Hyper-parameters of a decoder-only transformer. Only the Llama family runs today;
-/// `architecture` names the family so that others are additions, not rewrites.
+/// The normalisation a family uses.
+public enum NormKind: String, Sendable { case rms, layer }
+
+/// The MLP's element-wise non-linearity (transformers' `hidden_act` names).
+public enum Activation: String, Sendable, CaseIterable {
+    case silu
+    /// GELU with the tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    case geluTanh = "gelu_new"
+    /// Exact GELU (erf).
+    case gelu
+    case relu
+
+    init?(huggingFace name: String) {
+        switch name {
+        case "silu", "swish": self = .silu
+        case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": self = .geluTanh
+        case "gelu": self = .gelu
+        case "relu": self = .relu
+        default: return nil
+        }
+    }
+}
+
+/// How positions enter the model.
+public enum PositionEncoding: Equatable, Sendable {
+    /// Rotary embeddings on queries and keys.
+    case rotary
+    /// A learned table added to the token embeddings, row `position + offset` (OPT: 2).
+    case learned(offset: Int)
+}
+
+/// Hyper-parameters of a decoder-only transformer, and the block style of its family
+/// (set by the family when it reads the config).
 public struct ModelConfig: Equatable, Sendable {
     public var architecture = "llama"
     public var vocabSize: Int
@@ -23,7 +54,8 @@ public struct ModelConfig: Equatable, Sendable {
     public var numHeads: Int
     public var numKVHeads: Int
     public var headDim: Int
-    public var rmsNormEps: Double = 1e-5
+    /// ε of every norm (RMSNorm's `rms_norm_eps`, LayerNorm's `layer_norm_epsilon`).
+    public var normEps: Double = 1e-5
     public var ropeTheta: Double = 10_000
     public var ropeScaling: RopeScaling = .none
     public var maxPositions: Int = 2048
@@ -31,7 +63,22 @@ public struct ModelConfig: Equatable, Sendable {
     public var bosTokenId: Int?
     public var eosTokenIds: [Int] = []
 
-    public static let supportedArchitectures = ["llama"]
+    // Block style.
+    public var norm: NormKind = .rms
+    public var activation: Activation = .silu
+    /// SwiGLU-style `act(gate(h)) · up(h)`; otherwise `act(up(h))` (fc1/c_fc).
+    public var gatedMLP = true
+    /// Norms before each sublayer (x + f(norm(x))) or after the residual add (norm(x + f(x))).
+    public var normBeforeSublayers = true
+    /// A norm after the last block (pre-norm models have one).
+    public var finalNorm = true
+    public var positions: PositionEncoding = .rotary
+    public var queryKeyValueBias = false
+    public var attentionOutputBias = false
+    public var mlpBias = false
+    /// Width of the token embeddings when it differs from the hidden size (OPT's
+    /// `word_embed_proj_dim`, with `project_in`/`project_out`).
+    public var embeddingSize: Int?
 
     public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numLayers: Int, numHeads: Int,
                 numKVHeads: Int, headDim: Int? = nil) {
@@ -44,111 +91,141 @@ public struct ModelConfig: Equatable, Sendable {
         self.headDim = headDim ?? (numHeads > 0 ? hiddenSize / numHeads : 0)
     }
 
+    /// Width of the token embeddings and of the output head's input.
+    public var tokenEmbeddingSize: Int { embeddingSize ?? hiddenSize }
+
     /// Checks the numbers are usable before any buffer is sized by them.
     func validate(file: String) throws {
         func check(_ ok: Bool, _ m: String) throws { if !ok { throw FormatError(file, "invalid config: \(m)") } }
-        try check(ModelConfig.supportedArchitectures.contains(architecture),
-                  "unsupported architecture \"\(architecture)\" (sparc runs: \(ModelConfig.supportedArchitectures.joined(separator: ", ")))")
+        try check(Architectures.named(architecture) != nil,
+                  "unsupported architecture \"\(architecture)\" (sparc runs: \(Architectures.modelTypes.joined(separator: ", ")))")
         for (name, v) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
                           ("num_hidden_layers", numLayers), ("num_attention_heads", numHeads),
-                          ("num_key_value_heads", numKVHeads), ("head_dim", headDim)] {
+                          ("num_key_value_heads", numKVHeads), ("head_dim", headDim),
+                          ("max_position_embeddings", maxPositions), ("embedding size", tokenEmbeddingSize)] {
             try check(v > 0 && v <= 1 << 24, "\(name) = \(v)")
         }
+        try check(numLayers <= 4096, "num_hidden_layers = \(numLayers)")
         try check(numHeads % numKVHeads == 0, "num_attention_heads \(numHeads) is not a multiple of num_key_value_heads \(numKVHeads)")
-        try check(headDim % 2 == 0, "head_dim \(headDim) must be even for RoPE")
-        try check(rmsNormEps > 0 && ropeTheta > 0, "rms_norm_eps and rope_theta must be positive")
+        if positions == .rotary { try check(headDim % 2 == 0, "head_dim \(headDim) must be even for RoPE") }
+        if case .learned(let offset) = positions { try check(offset >= 0 && offset <= 1024, "position offset \(offset)") }
+        try check(normEps > 0 && normEps.isFinite && ropeTheta > 0 && ropeTheta.isFinite, "norm epsilon and rope_theta must be positive")
+        // Every matrix the runtime allocates must be addressable (and fit a 32-bit BLAS).
+        let widest = max(numHeads * headDim, intermediateSize, hiddenSize, tokenEmbeddingSize)
+        try check(widest.multipliedReportingOverflow(by: max(vocabSize, widest)).partialValue < Int(Int32.max)
+                      && !widest.multipliedReportingOverflow(by: max(vocabSize, widest)).overflow,
+                  "a weight matrix of \(widest) × \(max(vocabSize, widest)) is too large")
+        if let b = bosTokenId { try check(b >= 0 && b < vocabSize, "bos_token_id \(b) is outside the vocabulary") }
+        if let e = eosTokenIds.first(where: { $0 < 0 || $0 >= vocabSize }) { try check(false, "eos_token_id \(e) is outside the vocabulary") }
     }
 
-    // MARK: config.json
+    // MARK: reading
 
-    /// Reads a Hugging Face `config.json`.
+    /// Reads a Hugging Face `config.json`, dispatching on `model_type`.
     public static func load(configJSON path: String) throws -> ModelConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path, "cannot read the config file") }
         guard let j = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw FormatError(path, "not a JSON object")
         }
-        func int(_ k: String) -> Int? { (j[k] as? NSNumber)?.intValue }
-        func double(_ k: String) -> Double? { (j[k] as? NSNumber)?.doubleValue }
         let modelType = j["model_type"] as? String ?? "?"
-        guard ModelConfig.supportedArchitectures.contains(modelType) else {
-            throw FormatError(path, "unsupported architecture \"\(modelType)\" (sparc runs: \(ModelConfig.supportedArchitectures.joined(separator: ", ")))")
-        }
-        guard let vocab = int("vocab_size"), let hidden = int("hidden_size"), let inter = int("intermediate_size"),
-              let layers = int("num_hidden_layers"), let heads = int("num_attention_heads") else {
-            throw FormatError(path, "missing one of vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads")
-        }
-        var c = ModelConfig(vocabSize: vocab, hiddenSize: hidden, intermediateSize: inter, numLayers: layers,
-                            numHeads: heads, numKVHeads: int("num_key_value_heads") ?? heads, headDim: int("head_dim"))
-        c.architecture = modelType
-        c.rmsNormEps = double("rms_norm_eps") ?? 1e-6
-        c.maxPositions = int("max_position_embeddings") ?? 2048
-        c.tieWordEmbeddings = j["tie_word_embeddings"] as? Bool ?? false
-        c.bosTokenId = int("bos_token_id")
-        if let e = j["eos_token_id"] as? NSNumber { c.eosTokenIds = [e.intValue] }
-        if let e = j["eos_token_id"] as? [NSNumber] { c.eosTokenIds = e.map(\.intValue) }
-        // transformers ≥ 5 writes `rope_parameters`; older files `rope_theta` + `rope_scaling`.
-        let rope = (j["rope_parameters"] as? [String: Any]) ?? (j["rope_scaling"] as? [String: Any]) ?? [:]
-        c.ropeTheta = (rope["rope_theta"] as? NSNumber)?.doubleValue ?? double("rope_theta") ?? 10_000
-        c.ropeScaling = try ropeScaling(rope, file: path)
+        guard let family = Architectures.named(modelType) else { throw Architectures.unsupported(modelType, file: path) }
+        var c = try family.config(json: j, file: path)
+        c.architecture = family.modelTypes[0]
         try c.validate(file: path)
         return c
     }
 
-    static func ropeScaling(_ r: [String: Any], file: String) throws -> RopeScaling {
+    /// Reads `{arch}.*` hyper-parameters from GGUF metadata.
+    public static func load(gguf: GGUFFile) throws -> ModelConfig {
+        let arch = gguf.metadata["general.architecture"]?.string ?? "?"
+        guard let family = Architectures.gguf(arch) else { throw Architectures.unsupported(arch, file: gguf.path) }
+        var c = try family.config(gguf: gguf)
+        c.architecture = family.modelTypes[0]
+        try c.validate(file: gguf.path)
+        return c
+    }
+}
+
+/// Typed access to a `config.json` object, with errors that name the file and key.
+struct ConfigJSON {
+    let j: [String: Any]
+    let file: String
+
+    func int(_ k: String) -> Int? {
+        guard let n = j[k] as? NSNumber else { return nil }
+        let d = n.doubleValue
+        guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { return nil }
+        return Int(d)
+    }
+    func double(_ k: String) -> Double? { (j[k] as? NSNumber)?.doubleValue }
+    func bool(_ k: String) -> Bool? { j[k] as? Bool }
+    func string(_ k: String) -> String? { j[k] as? String }
+
+    func require(_ keys: String...) throws -> [Int] {
+        try keys.map { k in
+            guard let v = int(k) else { throw FormatError(file, "config.json: missing or invalid \(k)") }
+            return v
+        }
+    }
+
+    /// BOS/EOS ids (a number or a list).
+    func specialTokens(into c: inout ModelConfig) {
+        c.bosTokenId = int("bos_token_id")
+        if let e = int("eos_token_id") { c.eosTokenIds = [e] }
+        if let e = j["eos_token_id"] as? [NSNumber] { c.eosTokenIds = e.map(\.intValue) }
+    }
+
+    func activation(_ key: String, default d: String) throws -> Activation {
+        let name = string(key) ?? d
+        guard let a = Activation(huggingFace: name) else {
+            throw FormatError(file, "unsupported activation \"\(name)\" (sparc runs silu, gelu, gelu_new, relu)")
+        }
+        return a
+    }
+
+    /// RoPE settings: transformers ≥ 5 writes `rope_parameters`; older files `rope_theta` + `rope_scaling`.
+    func rope(into c: inout ModelConfig) throws {
+        let r = (j["rope_parameters"] as? [String: Any]) ?? (j["rope_scaling"] as? [String: Any]) ?? [:]
+        c.ropeTheta = (r["rope_theta"] as? NSNumber)?.doubleValue ?? double("rope_theta") ?? 10_000
         let type = (r["rope_type"] ?? r["type"]) as? String ?? "default"
         func d(_ k: String) -> Double? { (r[k] as? NSNumber)?.doubleValue }
         switch type {
-        case "default": return .none
+        case "default": c.ropeScaling = .none
         case "linear":
-            guard let f = d("factor"), f > 0 else { throw FormatError(file, "linear rope scaling needs a positive factor") }
-            return .linear(factor: f)
+            guard let f = d("factor"), f > 0, f.isFinite else { throw FormatError(file, "linear rope scaling needs a positive factor") }
+            c.ropeScaling = .linear(factor: f)
         case "llama3":
             guard let f = d("factor"), let lo = d("low_freq_factor"), let hi = d("high_freq_factor"),
-                  let orig = (r["original_max_position_embeddings"] as? NSNumber)?.intValue, f > 0, hi > lo, orig > 0 else {
+                  let orig = (r["original_max_position_embeddings"] as? NSNumber)?.intValue,
+                  f > 0, f.isFinite, lo > 0, hi > lo, hi.isFinite, orig > 0 else {
                 throw FormatError(file, "llama3 rope scaling needs factor, low_freq_factor < high_freq_factor, original_max_position_embeddings")
             }
-            return .llama3(factor: f, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: orig)
+            c.ropeScaling = .llama3(factor: f, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: orig)
         default:
             throw FormatError(file, "unsupported rope scaling \"\(type)\" (sparc supports default, linear, llama3)")
         }
     }
+}
 
-    // MARK: GGUF metadata
+extension ModelConfig {
+    /// The RoPE entries of `config.json` (both the v4 and v5 spellings).
+    func ropeJSON(into j: inout [String: Any]) {
+        var rope: [String: Any] = ["rope_type": "default", "rope_theta": ropeTheta]
+        switch ropeScaling {
+        case .none, .frequencyFactors: break  // factors from a GGUF stay in the tensor form only
+        case .linear(let f): rope = ["rope_type": "linear", "factor": f, "rope_theta": ropeTheta]
+        case .llama3(let f, let lo, let hi, let orig):
+            rope = ["rope_type": "llama3", "factor": f, "low_freq_factor": lo, "high_freq_factor": hi,
+                    "original_max_position_embeddings": orig, "rope_theta": ropeTheta]
+        }
+        j["rope_theta"] = ropeTheta
+        j["rope_parameters"] = rope
+        if (rope["rope_type"] as? String) != "default" { j["rope_scaling"] = rope.filter { $0.key != "rope_theta" } }
+    }
 
-    /// Reads `{arch}.*` hyper-parameters from GGUF metadata.
-    public static func load(gguf: GGUFFile) throws -> ModelConfig {
-        let md = gguf.metadata
-        let arch = md["general.architecture"]?.string ?? "?"
-        guard ModelConfig.supportedArchitectures.contains(arch) else {
-            throw FormatError(gguf.path, "unsupported architecture \"\(arch)\" (sparc runs: \(ModelConfig.supportedArchitectures.joined(separator: ", ")))")
-        }
-        func int(_ k: String) -> Int? { md["\(arch).\(k)"]?.int }
-        guard let hidden = int("embedding_length"), let inter = int("feed_forward_length"),
-              let layers = int("block_count"), let heads = int("attention.head_count") else {
-            throw FormatError(gguf.path, "missing \(arch).embedding_length, feed_forward_length, block_count or attention.head_count")
-        }
-        let vocab = int("vocab_size") ?? md["tokenizer.ggml.tokens"]?.array?.count ?? 0
-        var c = ModelConfig(vocabSize: vocab, hiddenSize: hidden, intermediateSize: inter, numLayers: layers,
-                            numHeads: heads, numKVHeads: int("attention.head_count_kv") ?? heads,
-                            headDim: int("attention.key_length"))
-        c.architecture = arch
-        c.rmsNormEps = md["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5
-        c.ropeTheta = md["\(arch).rope.freq_base"]?.double ?? 10_000
-        c.maxPositions = int("context_length") ?? 2048
-        c.bosTokenId = md["tokenizer.ggml.bos_token_id"]?.int
-        c.eosTokenIds = md["tokenizer.ggml.eos_token_id"]?.int.map { [$0] } ?? []
-        switch md["\(arch).rope.scaling.type"]?.string ?? "none" {
-        case "none": break
-        case "linear":
-            guard let f = md["\(arch).rope.scaling.factor"]?.double, f > 0 else {
-                throw FormatError(gguf.path, "linear rope scaling without a factor")
-            }
-            c.ropeScaling = .linear(factor: f)
-        case let other:
-            throw FormatError(gguf.path, "unsupported rope scaling \"\(other)\"")
-        }
-        c.tieWordEmbeddings = gguf.info("output.weight") == nil
-        try c.validate(file: gguf.path)
-        return c
+    /// BOS/EOS entries of `config.json`.
+    func specialTokensJSON(into j: inout [String: Any]) {
+        if let b = bosTokenId { j["bos_token_id"] = b }
+        if eosTokenIds.count == 1 { j["eos_token_id"] = eosTokenIds[0] } else if !eosTokenIds.isEmpty { j["eos_token_id"] = eosTokenIds }
     }
 }

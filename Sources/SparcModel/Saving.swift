@@ -12,7 +12,7 @@ extension Model {
         }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let url = URL(fileURLWithPath: dir)
-        try AtomicWrite.write(try JSONSerialization.data(withJSONObject: config.configJSON(), options: [.prettyPrinted, .sortedKeys]),
+        try AtomicWrite.write(try JSONSerialization.data(withJSONObject: architecture.configJSON(config), options: [.prettyPrinted, .sortedKeys]),
                               to: url.appendingPathComponent("config.json").path)
         try SafetensorsWriter.write(parameterNames.map { ($0, parameters[$0]!) }, to: url.appendingPathComponent("model.safetensors").path,
                                     metadata: ["format": "pt"])
@@ -23,10 +23,13 @@ extension Model {
     /// Writes a GGUF v3 file (F32 tensors), with llama.cpp's names and q/k row order.
     public func save(gguf path: String) throws {
         let c = config
+        guard let names = architecture.ggufNames, let arch = architecture.ggufArchitecture else {
+            throw ModelError.invalidInput("llama.cpp has no \(c.architecture) architecture sparc can write; save it as a Hugging Face folder")
+        }
         var w = GGUFWriter()
-        w.add("general.architecture", .string(c.architecture))
+        w.add("general.architecture", .string(arch))
         w.add("general.name", .string(URL(fileURLWithPath: source).lastPathComponent))
-        let a = c.architecture
+        let a = arch
         w.add("\(a).block_count", .uint32(UInt32(c.numLayers)))
         w.add("\(a).context_length", .uint32(UInt32(c.maxPositions)))
         w.add("\(a).embedding_length", .uint32(UInt32(c.hiddenSize)))
@@ -37,7 +40,7 @@ extension Model {
         w.add("\(a).attention.value_length", .uint32(UInt32(c.headDim)))
         w.add("\(a).rope.dimension_count", .uint32(UInt32(c.headDim)))
         w.add("\(a).rope.freq_base", .float32(Float(c.ropeTheta)))
-        w.add("\(a).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps)))
+        w.add("\(a).attention.layer_norm_rms_epsilon", .float32(Float(c.normEps)))
         w.add("\(a).vocab_size", .uint32(UInt32(c.vocabSize)))
         if case .linear(let f) = c.ropeScaling {
             w.add("\(a).rope.scaling.type", .string("linear"))
@@ -48,10 +51,10 @@ extension Model {
             w.add(tensor: Tensor(shape: [factors.count], values: factors), named: GGUFNames.ropeFactors)
         }
         for name in parameterNames {
-            guard let g = GGUFNames.gguf(name) else { throw ModelError.invalidInput("no GGUF name for \(name)") }
+            guard let g = names.ggufName(name, layers: c.numLayers) else { throw ModelError.invalidInput("no GGUF name for \(name)") }
             var t = parameters[name]!
-            if name.hasSuffix("self_attn.q_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numHeads) }
-            if name.hasSuffix("self_attn.k_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numKVHeads) }
+            if names.permutesQueryKey && name.hasSuffix("self_attn.q_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numHeads) }
+            if names.permutesQueryKey && name.hasSuffix("self_attn.k_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numKVHeads) }
             w.add(tensor: t, named: g)
         }
         try w.write(to: path)
@@ -64,36 +67,9 @@ extension Model {
         case .llama3:
             var plain = config
             plain.ropeScaling = .none
-            let base = LlamaWeights.ropeInverseFrequencies(plain), scaled = weights.inverseFrequencies
+            let base = RopeTable.inverseFrequencies(plain), scaled = RopeTable.inverseFrequencies(config)
             return zip(base, scaled).map { $0 / $1 }
         default: return nil
         }
-    }
-}
-
-extension ModelConfig {
-    /// The `config.json` transformers reads (both the v4 and v5 spellings of RoPE settings).
-    func configJSON() -> [String: Any] {
-        var j: [String: Any] = [
-            "architectures": ["LlamaForCausalLM"], "model_type": architecture,
-            "vocab_size": vocabSize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
-            "num_hidden_layers": numLayers, "num_attention_heads": numHeads, "num_key_value_heads": numKVHeads,
-            "head_dim": headDim, "rms_norm_eps": rmsNormEps, "rope_theta": ropeTheta,
-            "max_position_embeddings": maxPositions, "tie_word_embeddings": tieWordEmbeddings,
-            "hidden_act": "silu", "attention_bias": false, "mlp_bias": false, "torch_dtype": "float32",
-        ]
-        var rope: [String: Any] = ["rope_type": "default", "rope_theta": ropeTheta]
-        switch ropeScaling {
-        case .none, .frequencyFactors: break  // factors from a GGUF stay in the tensor form only
-        case .linear(let f): rope = ["rope_type": "linear", "factor": f, "rope_theta": ropeTheta]
-        case .llama3(let f, let lo, let hi, let orig):
-            rope = ["rope_type": "llama3", "factor": f, "low_freq_factor": lo, "high_freq_factor": hi,
-                    "original_max_position_embeddings": orig, "rope_theta": ropeTheta]
-        }
-        j["rope_parameters"] = rope
-        if (rope["rope_type"] as! String) != "default" { j["rope_scaling"] = rope.filter { $0.key != "rope_theta" } }
-        if let b = bosTokenId { j["bos_token_id"] = b }
-        if eosTokenIds.count == 1 { j["eos_token_id"] = eosTokenIds[0] } else if !eosTokenIds.isEmpty { j["eos_token_id"] = eosTokenIds }
-        return j
     }
 }

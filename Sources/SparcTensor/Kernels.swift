@@ -187,34 +187,3 @@ public enum Kernels {
         return Double(m) + Foundation.log(s)
     }
 }
-
-extension Kernels {
-    /// Backward of prod = SiLU(gate) · up, vectorised. With `lrp` (AttnLRP): the gradient
-    /// at the product is halved (uniform rule) and SiLU passes gradient × SiLU(x)/(x + 1e-10)
-    /// (identity rule); otherwise the product rule and SiLU'(x) = σ(x)(1 + x(1 − σ(x))).
-    public static func swiGLUBackward(_ dProd: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
-                                      dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>,
-                                      count: Int, lrp: Bool) {
-        let one = V(repeating: 1), half = V(repeating: 0.5), eps = V(repeating: 1e-10)
-        @inline(__always) func step(_ dp0: V, _ g: V, _ u: V) -> (V, V) {
-            let sig = one / (one + exp(-g)), act = g * sig
-            let dp = lrp ? dp0 * half : dp0
-            let dAct = dp * u
-            let dg = lrp ? dAct * (act / (g + eps)) : dAct * sig * (one + g * (one - sig))
-            return (dg, dp * act)
-        }
-        var i = 0
-        while i + 16 <= count {
-            let (dg, du) = step(load(dProd + i), load(gate + i), load(up + i))
-            store(dg, dGate + i)
-            store(du, dUp + i)
-            i += 16
-        }
-        if i < count {
-            let n = count - i
-            let (dg, du) = step(loadPartial(dProd + i, n, fill: 0), loadPartial(gate + i, n, fill: 0), loadPartial(up + i, n, fill: 0))
-            storePartial(dg, dGate + i, n)
-            storePartial(du, dUp + i, n)
-        }
-    }
-}

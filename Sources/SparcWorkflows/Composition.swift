@@ -2,68 +2,75 @@ import SparcModel
 import SparcPruning
 
 /// Where a mask's selected elements sit: a layer × component (or layer × head) table of
-/// selected fractions, to draw a circuit's shape.
+/// selected fractions, to draw a circuit's shape. Weight masks are keyed by checkpoint
+/// tensors; the model's layout says which elements belong to which projection and head.
 public struct Composition: Sendable {
     public let rowLabels: [String]
     public let columnLabels: [String]
     public let values: [[Double]]
 
-    static let components = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    /// The block's linear layers, in forward order, with their column labels.
+    static func projections(_ c: ModelConfig) -> [(ParameterRole, String)] {
+        [(.query, "q"), (.key, "k"), (.value, "v"), (.output, "o")] + (c.gatedMLP ? [(.gate, "gate")] : []) + [(.up, "up"), (.down, "down")]
+    }
 
     /// By layer and linear weight (weight masks), or layer and unit kind (neuron masks).
-    public static func byComponent(_ mask: Mask, config c: ModelConfig) throws -> Composition {
+    public static func byComponent(_ mask: Mask, model: Model) throws -> Composition {
+        let c = model.config
         let rows = (0..<c.numLayers).map { "layer \($0)" }
         switch mask.granularity {
         case .weight:
-            let values = (0..<c.numLayers).map { l in
-                components.map { comp -> Double in
-                    let module = ["gate_proj", "up_proj", "down_proj"].contains(comp) ? "mlp" : "self_attn"
-                    guard let b = mask.bits["model.layers.\(l).\(module).\(comp).weight"], b.count > 0 else { return 0 }
-                    return Double(b.cardinality) / Double(b.count)
+            let projections = projections(c)
+            let values = try (0..<c.numLayers).map { l in
+                try projections.map { role, _ -> Double in
+                    let (selected, total) = try count(mask, model, ParameterKey(role, layer: l)) { _, _ in true }
+                    return total == 0 ? 0 : Double(selected) / Double(total)
                 }
             }
-            return Composition(rowLabels: rows, columnLabels: components.map { String($0.dropLast(5)) }, values: values)
+            return Composition(rowLabels: rows, columnLabels: projections.map(\.1), values: values)
         case .neuron:
-            let values = (0..<c.numLayers).map { l in
-                ["self_attn", "mlp"].map { kind -> Double in
-                    guard let b = mask.bits["model.layers.\(l).\(kind)"], b.count > 0 else { return 0 }
+            let values = try (0..<c.numLayers).map { l in
+                try [model.components.attention(l), model.components.mlp(l)].map { key -> Double in
+                    guard let b = mask.bits[key], b.count > 0 else { return 0 }
+                    let expected = key == model.components.mlp(l) ? c.intermediateSize : c.numHeads * c.headDim
+                    guard b.count == expected else { throw WorkflowError.invalid("\(key) has \(b.count) units, this model \(expected): the mask is for another model") }
                     return Double(b.cardinality) / Double(b.count)
                 }
             }
             return Composition(rowLabels: rows, columnLabels: ["attn", "mlp"], values: values)
         case .head:
-            return try byHead(mask, config: c)
+            return try byHead(mask, model: model)
         }
     }
 
     /// By layer and attention head: for a weight mask, the fraction of the head's own
-    /// weights selected (its q_proj rows, its k/v group's rows, its o_proj columns).
-    public static func byHead(_ mask: Mask, config c: ModelConfig) throws -> Composition {
+    /// weights selected (its query rows, its k/v group's rows, its output-projection columns).
+    public static func byHead(_ mask: Mask, model: Model) throws -> Composition {
+        let c = model.config
         let rows = (0..<c.numLayers).map { "layer \($0)" }, columns = (0..<c.numHeads).map { "h\($0)" }
         switch mask.granularity {
         case .head:
-            let values = (0..<c.numLayers).map { l -> [Double] in
-                guard let b = mask.bits["model.layers.\(l).self_attn"] else { return [Double](repeating: 0, count: c.numHeads) }
+            let values = try (0..<c.numLayers).map { l -> [Double] in
+                guard let b = mask.bits[model.components.attention(l)] else { return [Double](repeating: 0, count: c.numHeads) }
+                guard b.count == c.numHeads else {
+                    throw WorkflowError.invalid("\(model.components.attention(l)) has \(b.count) heads, this model \(c.numHeads): the mask is for another model")
+                }
                 return (0..<c.numHeads).map { b[$0] ? 1 : 0 }
             }
             return Composition(rowLabels: rows, columnLabels: columns, values: values)
         case .weight:
             let d = c.headDim, group = c.numHeads / c.numKVHeads
-            let values = (0..<c.numLayers).map { l -> [Double] in
-                let pre = "model.layers.\(l).self_attn."
-                return (0..<c.numHeads).map { h -> Double in
+            let values = try (0..<c.numLayers).map { l -> [Double] in
+                try (0..<c.numHeads).map { h -> Double in
+                    let heads: [(ParameterRole, Range<Int>, Bool)] = [
+                        (.query, (h * d)..<((h + 1) * d), true), (.key, (h / group * d)..<((h / group + 1) * d), true),
+                        (.value, (h / group * d)..<((h / group + 1) * d), true), (.output, (h * d)..<((h + 1) * d), false),
+                    ]
                     var selected = 0, total = 0
-                    func rows(_ name: String, _ first: Int) {
-                        guard let b = mask.bits[pre + name + ".weight"], let shape = mask.shapes[pre + name + ".weight"] else { return }
-                        let cols = shape[1]
-                        for r in first..<(first + d) { for k in 0..<cols { total += 1; if b[r * cols + k] { selected += 1 } } }
-                    }
-                    rows("q_proj", h * d)
-                    rows("k_proj", (h / group) * d)
-                    rows("v_proj", (h / group) * d)
-                    if let b = mask.bits[pre + "o_proj.weight"], let shape = mask.shapes[pre + "o_proj.weight"] {
-                        let cols = shape[1]
-                        for r in 0..<shape[0] { for k in (h * d)..<((h + 1) * d) { total += 1; if b[r * cols + k] { selected += 1 } } }
+                    for (role, range, byRow) in heads {
+                        let (s, t) = try count(mask, model, ParameterKey(role, layer: l)) { r, col in range.contains(byRow ? r : col) }
+                        selected += s
+                        total += t
                     }
                     return total == 0 ? 0 : Double(selected) / Double(total)
                 }
@@ -72,5 +79,24 @@ public struct Composition: Sendable {
         case .neuron:
             throw WorkflowError.invalid("a neuron mask has no per-head picture; use by: \"component\"")
         }
+    }
+
+    /// Selected and total elements of one runtime parameter inside a weight mask,
+    /// restricted to the (row, column) positions `include` accepts; (0, 0) when the mask
+    /// does not cover it.
+    static func count(_ mask: Mask, _ model: Model, _ key: ParameterKey, include: (Int, Int) -> Bool) throws -> (Int, Int) {
+        guard let t = model.layout.tensor(holding: key), let piece = t.piece(key), let b = mask.bits[t.name] else { return (0, 0) }
+        guard b.count == t.shape.reduce(1, *) else {
+            throw WorkflowError.invalid("the mask's \(t.name) has \(b.count) elements, this model \(t.shape.reduce(1, *)): it is for another model")
+        }
+        let rows = piece.shape[0], cols = piece.shape.count == 2 ? piece.shape[1] : 1
+        var selected = 0, total = 0
+        for r in 0..<rows {
+            for col in 0..<cols where include(r, col) {
+                total += 1
+                if b[t.checkpointIndex(piece, row: r, column: col)] { selected += 1 }
+            }
+        }
+        return (selected, total)
     }
 }

@@ -53,7 +53,7 @@ func relativeL2(_ a: Tensor, _ b: Tensor) -> Double {
         #expect(tokenError <= 1e-4, "token relevance rel. L2 \(tokenError)")
 
         let weights = try Attribution.attribute(model, samples: [sample], method: method, level: .weight)
-        #expect(weights.names == Attribution.linearWeightNames(model.config))
+        #expect(weights.names == Attribution.linearWeightNames(model))
         for key in weights.names {
             let err = relativeL2(weights[key]!, try RelevanceFixtures.tensors.tensor(prefix + key))
             #expect(err <= 1e-4, "\(key): rel. L2 \(err)")

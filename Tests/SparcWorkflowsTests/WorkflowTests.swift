@@ -144,11 +144,11 @@ func temporaryFile(_ contents: String) throws -> String {
         let cols = mask.shapes[q]![1]
         for r in c.headDim..<(2 * c.headDim) { for k in 0..<cols { bits[r * cols + k] = true } }
         mask.bits[q] = bits
-        let byComponent = try Composition.byComponent(mask, config: c)
+        let byComponent = try Composition.byComponent(mask, model: m)
         #expect(byComponent.columnLabels == ["q", "k", "v", "o", "gate", "up", "down"])
         #expect(byComponent.values[0][0] == 1.0 / Double(c.numHeads))
         #expect(byComponent.values[0].dropFirst().allSatisfy { $0 == 0 } && byComponent.values[1].allSatisfy { $0 == 0 })
-        let byHead = try Composition.byHead(mask, config: c)
+        let byHead = try Composition.byHead(mask, model: m)
         // Head 1's weights: its q rows, its k/v group's rows, its o_proj columns.
         let own = Double(c.headDim * cols)
         let total = own + 2 * Double(c.headDim * c.hiddenSize) + Double(c.hiddenSize * c.headDim)

@@ -78,7 +78,9 @@ enum ModelBuiltins {
                 ("hidden_size", .number(Double(c.hiddenSize))), ("intermediate_size", .number(Double(c.intermediateSize))),
                 ("num_layers", .number(Double(c.numLayers))), ("num_heads", .number(Double(c.numHeads))),
                 ("num_kv_heads", .number(Double(c.numKVHeads))), ("head_dim", .number(Double(c.headDim))),
-                ("rms_norm_eps", .number(c.rmsNormEps)), ("rope_theta", .number(c.ropeTheta)),
+                ("norm", .string(c.norm.rawValue)), ("norm_eps", .number(c.normEps)),
+                ("activation", .string(c.activation.rawValue)),
+                ("positions", .string(c.positions == .rotary ? "rope" : "learned")), ("rope_theta", .number(c.ropeTheta)),
                 ("max_positions", .number(Double(c.maxPositions))), ("tie_word_embeddings", .bool(c.tieWordEmbeddings)),
             ])
             r["source"] = .string(try a.model("m").source)

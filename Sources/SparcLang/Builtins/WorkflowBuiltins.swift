@@ -170,8 +170,8 @@ enum WorkflowBuiltins {
             let m = try a.model("m")
             let table = try wrap {
                 switch try a.string("by") {
-                case "component": return try Composition.byComponent(mask, config: m.config)
-                case "head": return try Composition.byHead(mask, config: m.config)
+                case "component": return try Composition.byComponent(mask, model: m)
+                case "head": return try Composition.byHead(mask, model: m)
                 default: throw SparcError(.value, "draw: by must be \"component\" or \"head\"")
                 }
             }
@@ -185,7 +185,7 @@ enum WorkflowBuiltins {
             let mask = try PruningBuiltins.mask(a, "mask"), m = try a.model("m")
             let by = try a.string("by")
             guard by == "component" || by == "head" else { throw SparcError(.value, "composition: by must be \"component\" or \"head\"") }
-            let t = try wrap { by == "head" ? try Composition.byHead(mask, config: m.config) : try Composition.byComponent(mask, config: m.config) }
+            let t = try wrap { by == "head" ? try Composition.byHead(mask, model: m) : try Composition.byComponent(mask, model: m) }
             return .record(Record([("rows", .list(t.rowLabels.map { .string($0) })), ("columns", .list(t.columnLabels.map { .string($0) })),
                                    ("values", .list(t.values.map { .list($0.map { .number($0) }) }))]))
         },

@@ -1,0 +1,104 @@
+import SparcTensor
+
+/// Causal multi-head attention with grouped-query heads (kv head = head / group):
+///
+///     out_h = softmax(q_h·k_gᵀ · scale + causal mask) · v_g
+///
+/// Shapes: q `[n, heads·d]`, k and v `[n, kvHeads·d]` (rows = the tokens of all sequences
+/// stacked), out `[n, heads·d]`. Every sequence attends to its own KV cache, so batches,
+/// single sequences and incremental decoding are one path; one job per (sequence, head).
+struct Attention {
+    let heads: Int
+    let kvHeads: Int
+    let headDim: Int
+    var scale: Float { 1 / Float(headDim).squareRoot() }
+    var group: Int { heads / kvHeads }
+
+    /// What the backward needs (traces run without a past: rows = total per sequence).
+    struct Saved {
+        var queries = Tensor(zeros: [0]), keys = Tensor(zeros: [0]), values = Tensor(zeros: [0])
+        /// Per sequence `[heads, rows, rows]`.
+        var probabilities: [Tensor] = []
+        /// The attention output, the output projection's input `[n, heads·d]`.
+        var output = Tensor(zeros: [0])
+    }
+
+    /// Appends k and v to each sequence's cache of layer `layer`, then attends. When
+    /// `probabilities` is given (one `[heads, rows, rows]` tensor per sequence, no past),
+    /// each head writes its own slice of it.
+    func forward(_ Q: UnsafePointer<Float>, _ K: UnsafePointer<Float>, _ V: UnsafePointer<Float>,
+                 tokens: [[Int]], starts: [Int], caches: [KVCache], layer l: Int,
+                 into A: UnsafeMutablePointer<Float>, probabilities: [Tensor]?) {
+        let hd = headDim, qDim = heads * hd, kvDim = kvHeads * hd, scale = scale, group = group, nH = heads
+        for (s, seq) in tokens.enumerated() {
+            let past = caches[s].length, rows = seq.count
+            (caches[s].keys[l].storage.pointer + past * kvDim).update(from: K + starts[s] * kvDim, count: rows * kvDim)
+            (caches[s].values[l].storage.pointer + past * kvDim).update(from: V + starts[s] * kvDim, count: rows * kvDim)
+        }
+        Parallel.forEach(tokens.count * nH) { job in
+            let s = job / nH, head = job % nH, kvHead = head / group
+            let rows = tokens[s].count, past = caches[s].length, total = past + rows
+            let keys = caches[s].keys[l].storage.pointer + kvHead * hd
+            let values = caches[s].values[l].storage.pointer + kvHead * hd
+            let queries = Q + starts[s] * qDim + head * hd
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * total)
+            defer { scores.deallocate() }
+            BLAS.sgemm(transB: true, m: rows, n: total, k: hd, alpha: scale,
+                       a: queries, lda: qDim, b: keys, ldb: kvDim, c: scores, ldc: total)
+            for i in 0..<rows { Kernels.softmax(scores + i * total, count: total, valid: past + i + 1) }
+            if let probabilities {
+                // Each job writes its own [rows, rows] slice of a buffer the trace alone owns.
+                (probabilities[s].storage.pointer + head * rows * rows).update(from: scores, count: rows * rows)
+            }
+            BLAS.sgemm(m: rows, n: hd, k: total, a: scores, lda: total, b: values, ldb: kvDim,
+                       c: A + starts[s] * qDim + head * hd, ldc: qDim)
+        }
+    }
+
+    /// dQ, dK, dV from dOut. out = P·V: dP = dOut·Vᵀ, dV = Pᵀ·dOut (× the value share);
+    /// softmax Jacobian: dS = P ⊙ (dP − Σ_j dP·P); S = scale·q·kᵀ: dQ = dS·K, dK = dSᵀ·Q
+    /// (× the query/key share). Keys and values of a GQA group sum over its heads.
+    func backward(_ dOut: UnsafePointer<Float>, saved a: Saved, tokens: [[Int]], starts: [Int], rules: BackwardRules,
+                  dQ DQ: UnsafeMutablePointer<Float>, dK DK: UnsafeMutablePointer<Float>, dV DV: UnsafeMutablePointer<Float>) {
+        let hd = headDim, nH = heads, nKV = kvHeads, qDim = nH * hd, kvDim = nKV * hd, group = group, scale = scale
+        let n = starts.last!
+        var dKPerHead = Tensor(unsafeUninitializedShape: [n, qDim]), dVPerHead = Tensor(unsafeUninitializedShape: [n, qDim])
+        let DKH = mutablePointer(&dKPerHead), DVH = mutablePointer(&dVPerHead)
+        let Q = a.queries.storage.pointer, K = a.keys.storage.pointer, V = a.values.storage.pointer
+        let qkShare = rules.queryKeyShare, vShare = rules.valueShare
+        Parallel.forEach(tokens.count * nH) { job in
+            let s = job / nH, head = job % nH, kvHead = head / group
+            let rows = tokens[s].count, r0 = starts[s]
+            let dP = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
+            defer { dP.deallocate() }
+            let P = a.probabilities[s].storage.pointer + head * rows * rows
+            let dO = dOut + r0 * qDim + head * hd
+            let keys = K + r0 * kvDim + kvHead * hd, values = V + r0 * kvDim + kvHead * hd
+            BLAS.sgemm(transB: true, m: rows, n: rows, k: hd, a: dO, lda: qDim, b: values, ldb: kvDim, c: dP, ldc: rows)
+            BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: vShare, a: P, lda: rows, b: dO, ldb: qDim,
+                       c: DVH + r0 * qDim + head * hd, ldc: qDim)
+            for i in 0..<rows {
+                let pr = P + i * rows, dr = dP + i * rows
+                var dot: Float = 0
+                for j in 0...i { dot += pr[j] * dr[j] }
+                for j in 0..<rows { dr[j] = j <= i ? pr[j] * (dr[j] - dot) * scale : 0 }
+            }
+            BLAS.sgemm(m: rows, n: hd, k: rows, alpha: qkShare, a: dP, lda: rows, b: keys, ldb: kvDim,
+                       c: DQ + r0 * qDim + head * hd, ldc: qDim)
+            BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: qkShare, a: dP, lda: rows,
+                       b: Q + r0 * qDim + head * hd, ldb: qDim, c: DKH + r0 * qDim + head * hd, ldc: qDim)
+        }
+        Parallel.forRanges(n, minChunk: 16) { r in
+            for row in r {
+                for kvHead in 0..<nKV {
+                    let outK = DK + row * kvDim + kvHead * hd, outV = DV + row * kvDim + kvHead * hd
+                    for j in 0..<hd { outK[j] = 0; outV[j] = 0 }
+                    for head in (kvHead * group)..<((kvHead + 1) * group) {
+                        let k = DKH + row * qDim + head * hd, v = DVH + row * qDim + head * hd
+                        for j in 0..<hd { outK[j] += k[j]; outV[j] += v[j] }
+                    }
+                }
+            }
+        }
+    }
+}

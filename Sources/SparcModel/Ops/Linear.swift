@@ -1,0 +1,66 @@
+import SparcTensor
+
+/// y = x·Wᵀ + b, W stored `[out, in]` (PyTorch's `nn.Linear`).
+///
+/// Shapes: x `[n, in]`, y `[n, out]`. Backward: dx = dy·W; dW = dyᵀ·x; db = Σ_rows dy.
+/// Under AttnLRP a linear layer is ε-LRP, which in Gradient×Input form is the plain
+/// gradient; the bias absorbs its share of relevance (b ⊙ db).
+struct Linear: @unchecked Sendable {
+    let weight: Tensor
+    let bias: Tensor?
+    let key: ParameterKey
+    var outFeatures: Int { weight.shape[0] }
+    var inFeatures: Int { weight.shape[1] }
+
+    /// y (+)= x·Wᵀ + b.
+    func forward(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        BLAS.linear(x, rows: rows, inFeatures: inFeatures, weight: weight.storage.pointer, outFeatures: outFeatures,
+                    into: y, accumulate: accumulate)
+        guard let bias else { return }
+        let b = bias.storage.pointer, n = outFeatures
+        Parallel.forRanges(rows, minChunk: 64) { r in
+            for i in r { Kernels.add(y + i * n, b, count: n) }
+        }
+    }
+
+    /// dx (+)= dy·W when `dx` is given; weight and bias gradients into `grads` when it wants them.
+    func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int,
+                  into dx: UnsafeMutablePointer<Float>?, accumulate: Bool = false, grads: Gradients) {
+        if let dx {
+            BLAS.linearInputGradient(dy, rows: rows, outFeatures: outFeatures, weight: weight.storage.pointer,
+                                     inFeatures: inFeatures, into: dx, accumulate: accumulate)
+        }
+        if grads.wants(key) {
+            // The first batch writes the accumulator (no zeroing pass over it); later ones add.
+            let (dw, first) = grads.buffer(key, shape: weight.shape, uninitialized: true)
+            BLAS.linearWeightGradient(dy, x, rows: rows, outFeatures: outFeatures, inFeatures: inFeatures,
+                                      into: dw, accumulate: !first)
+        }
+        if let bias, grads.wants(ParameterKey(key.role.biasRole!, layer: key.layer)) {
+            let (db, _) = grads.buffer(ParameterKey(key.role.biasRole!, layer: key.layer), shape: bias.shape)
+            let n = outFeatures
+            Parallel.forRanges(n, minChunk: 64) { cols in
+                for i in 0..<rows { for j in cols { db[j] += dy[i * n + j] } }
+            }
+        }
+    }
+}
+
+extension ParameterRole {
+    /// The bias that goes with a weight.
+    var biasRole: ParameterRole? {
+        switch self {
+        case .query: return .queryBias
+        case .key: return .keyBias
+        case .value: return .valueBias
+        case .output: return .outputBias
+        case .gate: return .gateBias
+        case .up: return .upBias
+        case .down: return .downBias
+        case .attentionNorm: return .attentionNormBias
+        case .mlpNorm: return .mlpNormBias
+        case .finalNorm: return .finalNormBias
+        default: return nil
+        }
+    }
+}

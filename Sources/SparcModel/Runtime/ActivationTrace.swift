@@ -1,0 +1,53 @@
+import SparcTensor
+
+/// Activations of one forward pass, kept for the backward pass (attribution): what each
+/// op's forward saved, per block. Rows are the tokens of all sequences stacked.
+public final class ActivationTrace: @unchecked Sendable {
+    public struct Layer {
+        /// Residual stream entering the block `[n, d]`.
+        public internal(set) var residualIn = Tensor(zeros: [0])
+        var attentionNorm: Norm.Saved?
+        var attention = Attention.Saved()
+        var mlpNorm: Norm.Saved?
+        var mlp = MLP.Saved()
+
+        /// The output projection's input `[n, heads·headDim]` (attention channels).
+        public var attentionOutput: Tensor { attention.output }
+        /// The attention sublayer's input, q/k/v's input (normed in pre-norm blocks) `[n, d]`.
+        public internal(set) var attentionInput = Tensor(zeros: [0])
+        /// The MLP's input `[n, d]` and its output projection's input (the neurons) `[n, f]`.
+        public var mlpInput: Tensor { mlp.input }
+        public var mlpProduct: Tensor { mlp.product }
+    }
+
+    public private(set) var tokens: [[Int]] = []
+    /// Row offset of each sequence (and the total row count last).
+    public private(set) var starts: [Int] = []
+    /// Each row's position (what learned position tables and RoPE read).
+    public internal(set) var positions: [Int] = []
+    public internal(set) var layers: [Layer]
+    /// Token embeddings `[n, embedding]` (token relevance: embeddings ⊙ their gradient).
+    public internal(set) var tokenEmbeddings = Tensor(zeros: [0])
+    /// The learned position rows added to the first block's input `[n, d]`.
+    public internal(set) var positionEmbeddings: Tensor?
+    var rope: RopeTable?
+    var projectInInput = Tensor(zeros: [0])
+    var finalNorm: Norm.Saved?
+    /// Residual stream after the last block `[n, d]`.
+    public internal(set) var finalResidual = Tensor(zeros: [0])
+    var projectOutInput = Tensor(zeros: [0])
+    /// The output head's input `[n, embedding]`, every row.
+    public internal(set) var headInput = Tensor(zeros: [0])
+
+    public init(layers: Int) { self.layers = [Layer](repeating: Layer(), count: layers) }
+
+    /// Starts a trace; the attention probabilities are allocated up front because the
+    /// heads write them concurrently.
+    func begin(tokens: [[Int]], starts: [Int], heads: Int) {
+        self.tokens = tokens
+        self.starts = starts
+        for l in layers.indices {
+            layers[l].attention.probabilities = tokens.map { Tensor(zeros: [heads, $0.count, $0.count]) }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+import Foundation
+import SparcTensor
+
+/// The forward pass of every family, laid out by hand (shapes: n rows = the tokens of all
+/// sequences stacked, d hidden, e embedding width, f intermediate):
+///
+///     x = E[tokens] (·W_inᵀ) (+ P[positions])
+///     for each block:                         pre-norm              post-norm
+///         x = x + attention(h)                h = norm₁(x)          h = x; then x = norm₁(x)
+///         x = x + mlp(h)                      h = norm₂(x)          h = x; then x = norm₂(x)
+///     logits = (norm(x)) (·W_outᵀ) · headᵀ
+///
+/// and its backward, the same op calls in reverse order, each taking the rule set
+/// (`BackwardRules`). The linear layers are single large matrix products over all rows;
+/// attention runs per (sequence, head) against each sequence's KV cache.
+extension Model {
+    /// Which rows of each sequence get logits.
+    enum LogitRows { case all, last }
+
+    func forward(_ tokens: [[Int]], caches: [KVCache], logitRows: LogitRows, trace: ActivationTrace? = nil) -> [Tensor] {
+        let c = config, w = weights
+        let d = c.hiddenSize, e = c.tokenEmbeddingSize, f = c.intermediateSize
+        let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        let starts = tokens.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+        let n = starts.last!
+        var positions = [Int](repeating: 0, count: n)
+        for (s, seq) in tokens.enumerated() { for i in 0..<seq.count { positions[starts[s] + i] = caches[s].length + i } }
+
+        var x = Tensor(zeros: [n, d])
+        let X = mutablePointer(&x)
+        embed(tokens, starts: starts, positions: positions, into: X, trace: trace)
+
+        var h = Tensor(unsafeUninitializedShape: [n, d])
+        var q = Tensor(unsafeUninitializedShape: [n, qDim]), k = Tensor(unsafeUninitializedShape: [n, kvDim])
+        var v = Tensor(unsafeUninitializedShape: [n, kvDim]), att = Tensor(unsafeUninitializedShape: [n, qDim])
+        var gate = Tensor(unsafeUninitializedShape: [n, f]), up = Tensor(unsafeUninitializedShape: [n, f])
+        let H = mutablePointer(&h), Q = mutablePointer(&q), K = mutablePointer(&k), V = mutablePointer(&v)
+        let A = mutablePointer(&att), G = mutablePointer(&gate), U = mutablePointer(&up)
+        let rope = w.inverseFrequencies.map { RopeTable(positions: positions, inverseFrequencies: $0) }
+        trace?.begin(tokens: tokens, starts: starts, heads: c.numHeads)
+        trace?.positions = positions
+        trace?.rope = rope
+        let pre = c.normBeforeSublayers
+        let tracing = trace != nil
+
+        for (l, b) in w.blocks.enumerated() {
+            var saved = trace?.layers[l]
+            saved?.residualIn = copy(X, [n, d])
+            // Attention sublayer.
+            if pre {
+                let normSaved = b.attentionNorm.forward(X, rows: n, into: H, save: tracing)
+                saved?.attentionNorm = normSaved
+            }
+            let hIn = pre ? UnsafePointer(H) : UnsafePointer(X)
+            saved?.attentionInput = copy(hIn, [n, d])
+            b.query.forward(hIn, rows: n, into: Q)
+            b.key.forward(hIn, rows: n, into: K)
+            b.value.forward(hIn, rows: n, into: V)
+            rope?.apply(Q, rows: n, heads: c.numHeads, headDim: c.headDim)
+            rope?.apply(K, rows: n, heads: c.numKVHeads, headDim: c.headDim)
+            if tracing {
+                saved!.attention.queries = copy(Q, [n, qDim])
+                saved!.attention.keys = copy(K, [n, kvDim])
+                saved!.attention.values = copy(V, [n, kvDim])
+            }
+            w.attention.forward(Q, K, V, tokens: tokens, starts: starts, caches: caches, layer: l, into: A,
+                                probabilities: saved?.attention.probabilities)
+            if tracing { saved!.attention.output = copy(A, [n, qDim]) }
+            b.output.forward(A, rows: n, into: X, accumulate: true)
+            if !pre {
+                let normSaved = normInPlace(b.attentionNorm, X, H, rows: n, width: d, save: tracing)
+                saved?.attentionNorm = normSaved
+            }
+
+            // MLP sublayer.
+            if pre {
+                let normSaved = b.mlpNorm.forward(X, rows: n, into: H, save: tracing)
+                saved?.mlpNorm = normSaved
+            }
+            var mlpSaved: MLP.Saved? = tracing ? MLP.Saved() : nil
+            b.mlp.forward(pre ? H : X, rows: n, residual: X, scratch: G, U, saved: &mlpSaved)
+            if !pre {
+                let normSaved = normInPlace(b.mlpNorm, X, H, rows: n, width: d, save: tracing)
+                saved?.mlpNorm = normSaved
+            }
+            if let mlpSaved { saved!.mlp = mlpSaved }
+            if let saved { trace!.layers[l] = saved }
+        }
+        for (s, seq) in tokens.enumerated() { caches[s].advance(by: seq.count) }
+        trace?.finalResidual = copy(X, [n, d])
+
+        // Output: only the rows that need logits, unless a trace wants every row's head input.
+        let selected: [Int] = logitRows == .all ? Array(0..<n) : (0..<tokens.count).map { starts[$0 + 1] - 1 }
+        let rows = tracing ? Array(0..<n) : selected
+        var headIn = headInput(X, rows: rows, trace: trace)
+        var logits = Tensor(unsafeUninitializedShape: [selected.count, c.vocabSize])
+        let HI = mutablePointer(&headIn)
+        if tracing && selected.count != n {
+            var picked = Tensor(unsafeUninitializedShape: [selected.count, e])
+            let PK = mutablePointer(&picked)
+            for (j, row) in selected.enumerated() { (PK + j * e).update(from: HI + row * e, count: e) }
+            BLAS.linear(PK, rows: selected.count, inFeatures: e, weight: w.head.storage.pointer, outFeatures: c.vocabSize, into: mutablePointer(&logits))
+        } else {
+            BLAS.linear(HI, rows: selected.count, inFeatures: e, weight: w.head.storage.pointer, outFeatures: c.vocabSize, into: mutablePointer(&logits))
+        }
+        if tokens.count == 1 { return [logits] }
+        let vocab = c.vocabSize
+        return logits.withUnsafeBufferPointer { all in
+            var out: [Tensor] = []
+            var row = 0
+            for seq in tokens {
+                let count = logitRows == .all ? seq.count : 1
+                out.append(copy(all.baseAddress! + row * vocab, [count, vocab]))
+                row += count
+            }
+            return out
+        }
+    }
+
+    /// x = E[tokens] (·W_inᵀ) (+ P[position + offset]).
+    private func embed(_ tokens: [[Int]], starts: [Int], positions: [Int], into X: UnsafeMutablePointer<Float>, trace: ActivationTrace?) {
+        let w = weights, d = config.hiddenSize, e = config.tokenEmbeddingSize, n = starts.last!
+        var emb = Tensor(unsafeUninitializedShape: [w.projectIn == nil ? 0 : n, e])
+        let target = w.projectIn == nil ? X : mutablePointer(&emb)
+        let E = w.tokenEmbedding.storage.pointer
+        for (s, seq) in tokens.enumerated() {
+            for (i, id) in seq.enumerated() { (target + (starts[s] + i) * e).update(from: E + id * e, count: e) }
+        }
+        trace?.tokenEmbeddings = copy(target, [n, e])
+        if let projectIn = w.projectIn {
+            trace?.projectInInput = emb
+            projectIn.forward(target, rows: n, into: X)
+        }
+        if let P = w.positionEmbedding, case .learned(let offset) = config.positions {
+            var rows = Tensor(unsafeUninitializedShape: [n, d])
+            let R = mutablePointer(&rows)
+            for (i, p) in positions.enumerated() {
+                (R + i * d).update(from: P.storage.pointer + (p + offset) * d, count: d)
+                Kernels.add(X + i * d, R + i * d, count: d)
+            }
+            trace?.positionEmbeddings = rows
+        }
+    }
+
+    /// norm(x) → x (post-norm blocks), through `scratch`.
+    private func normInPlace(_ norm: Norm, _ X: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
+                             rows n: Int, width d: Int, save: Bool) -> Norm.Saved? {
+        let saved = norm.forward(X, rows: n, into: scratch, save: save)
+        X.update(from: scratch, count: n * d)
+        return saved
+    }
+
+    /// The head's input for the given rows of the final residual: norm, then project_out.
+    private func headInput(_ X: UnsafeMutablePointer<Float>, rows: [Int], trace: ActivationTrace?) -> Tensor {
+        let w = weights, d = config.hiddenSize, m = rows.count
+        var picked = Tensor(unsafeUninitializedShape: [m, d])
+        let PK = mutablePointer(&picked)
+        for (j, row) in rows.enumerated() { (PK + j * d).update(from: X + row * d, count: d) }
+        if let norm = w.finalNorm {
+            var normed = Tensor(unsafeUninitializedShape: [m, d])
+            let saved = norm.forward(PK, rows: m, into: mutablePointer(&normed), save: trace != nil)
+            trace?.finalNorm = saved
+            picked = normed
+        }
+        if let projectOut = w.projectOut {
+            trace?.projectOutInput = picked
+            var out = Tensor(unsafeUninitializedShape: [m, config.tokenEmbeddingSize])
+            projectOut.forward(picked.storage.pointer, rows: m, into: mutablePointer(&out))
+            picked = out
+        }
+        if let trace { trace.headInput = picked }
+        return picked
+    }
+
+    // MARK: backward
+
+    /// Runs the backward pass from `seed`, the gradient of the explained quantity w.r.t. the
+    /// head's input rows `[n, embedding]`, accumulating what `grads` asks for.
+    public func backward(_ trace: ActivationTrace, seed: Tensor, rules: BackwardRules, into grads: Gradients) {
+        let c = config, w = weights
+        let n = trace.starts.last!, d = c.hiddenSize, e = c.tokenEmbeddingSize
+        let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        if grads.wantNeurons && grads.mlpUnits.isEmpty {
+            grads.mlpUnits = (0..<c.numLayers).map { _ in Tensor(zeros: [c.intermediateSize]) }
+            grads.attentionChannels = (0..<c.numLayers).map { _ in Tensor(zeros: [qDim]) }
+        }
+        if grads.wantResiduals { grads.residuals = [Tensor](repeating: Tensor(zeros: [0]), count: c.numLayers) }
+
+        // Output: head input ← project_out ← final norm.
+        var dY = seed
+        if let projectOut = w.projectOut {
+            var dIn = Tensor(unsafeUninitializedShape: [n, d])
+            projectOut.backward(seed.storage.pointer, input: trace.projectOutInput.storage.pointer, rows: n,
+                                into: mutablePointer(&dIn), grads: grads)
+            dY = dIn
+        }
+        var dX = Tensor(unsafeUninitializedShape: [n, d])
+        let DX = mutablePointer(&dX)
+        if let norm = w.finalNorm, let saved = trace.finalNorm {
+            norm.backward(dY.storage.pointer, saved: saved, rows: n, into: DX, accumulate: false, rules: rules, grads: grads)
+        } else {
+            DX.update(from: dY.storage.pointer, count: n * d)
+        }
+
+        var dH = Tensor(unsafeUninitializedShape: [n, d]), dA = Tensor(unsafeUninitializedShape: [n, qDim])
+        var dQ = Tensor(unsafeUninitializedShape: [n, qDim])
+        var dK = Tensor(unsafeUninitializedShape: [n, kvDim]), dV = Tensor(unsafeUninitializedShape: [n, kvDim])
+        let DH = mutablePointer(&dH), DA = mutablePointer(&dA), DQ = mutablePointer(&dQ), DK = mutablePointer(&dK), DV = mutablePointer(&dV)
+        let pre = c.normBeforeSublayers
+
+        for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
+            let b = w.blocks[l], a = trace.layers[l]
+            // MLP sublayer, reversed.
+            if !pre { normBackwardInPlace(b.mlpNorm, a.mlpNorm!, DX, DH, rows: n, width: d, rules: rules, grads: grads) }
+            b.mlp.backward(DX, saved: a.mlp, rows: n, layer: l, into: DH, accumulate: false, rules: rules, grads: grads)
+            if pre {
+                b.mlpNorm.backward(DH, saved: a.mlpNorm!, rows: n, into: DX, accumulate: true, rules: rules, grads: grads)
+            } else {
+                Kernels.add(DX, DH, count: n * d)
+            }
+
+            // Attention sublayer, reversed.
+            if !pre { normBackwardInPlace(b.attentionNorm, a.attentionNorm!, DX, DH, rows: n, width: d, rules: rules, grads: grads) }
+            b.output.backward(DX, input: a.attention.output.storage.pointer, rows: n, into: DA, grads: grads)
+            if grads.wantNeurons {
+                Gradients.accumulateProducts(a.attention.output.storage.pointer, DA, rows: n, width: qDim, into: &grads.attentionChannels[l])
+            }
+            w.attention.backward(DA, saved: a.attention, tokens: trace.tokens, starts: trace.starts, rules: rules, dQ: DQ, dK: DK, dV: DV)
+            trace.rope?.apply(DQ, rows: n, heads: c.numHeads, headDim: c.headDim, inverse: true)
+            trace.rope?.apply(DK, rows: n, heads: c.numKVHeads, headDim: c.headDim, inverse: true)
+            let hIn = a.attentionInput.storage.pointer
+            b.query.backward(DQ, input: hIn, rows: n, into: DH, grads: grads)
+            b.key.backward(DK, input: hIn, rows: n, into: DH, accumulate: true, grads: grads)
+            b.value.backward(DV, input: hIn, rows: n, into: DH, accumulate: true, grads: grads)
+            if pre {
+                b.attentionNorm.backward(DH, saved: a.attentionNorm!, rows: n, into: DX, accumulate: true, rules: rules, grads: grads)
+            } else {
+                Kernels.add(DX, DH, count: n * d)
+            }
+            if grads.wantResiduals { grads.residuals[l] = copy(DX, [n, d]) }
+        }
+
+        // Inputs: positions, project_in, token embeddings.
+        grads.blockInput = dX
+        let positionsKey = ParameterKey(.positions)
+        if let P = w.positionEmbedding, grads.wants(positionsKey), case .learned(let offset) = c.positions {
+            let (G, _) = grads.buffer(positionsKey, shape: P.shape)
+            for (row, p) in trace.positions.enumerated() { Kernels.add(G + (p + offset) * d, DX + row * d, count: d) }
+        }
+        var dEmb = dX
+        if let projectIn = w.projectIn {
+            var dIn = Tensor(unsafeUninitializedShape: [n, e])
+            projectIn.backward(DX, input: trace.projectInInput.storage.pointer, rows: n, into: mutablePointer(&dIn), grads: grads)
+            dEmb = dIn
+        }
+        grads.tokenEmbeddings = dEmb
+        let embeddingKey = ParameterKey(.embedding)
+        if grads.wants(embeddingKey) {
+            let (G, _) = grads.buffer(embeddingKey, shape: w.tokenEmbedding.shape)
+            let DE = dEmb.storage.pointer
+            for (s, ids) in trace.tokens.enumerated() {
+                for (i, id) in ids.enumerated() { Kernels.add(G + id * e, DE + (trace.starts[s] + i) * e, count: e) }
+            }
+        }
+    }
+
+    /// dx ← ∂norm/∂x · dx (post-norm blocks), through `scratch`.
+    private func normBackwardInPlace(_ norm: Norm, _ saved: Norm.Saved, _ DX: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
+                                     rows n: Int, width d: Int, rules: BackwardRules, grads: Gradients) {
+        norm.backward(DX, saved: saved, rows: n, into: scratch, accumulate: false, rules: rules, grads: grads)
+        DX.update(from: scratch, count: n * d)
+    }
+
+    /// One seeded logit: the gradient of the explained quantity w.r.t. logit[row, token].
+    public struct LogitSeed: Sendable {
+        public let row: Int, token: Int, coefficient: Float
+        public init(row: Int, token: Int, coefficient: Float) { self.row = row; self.token = token; self.coefficient = coefficient }
+    }
+
+    /// The seed of `backward`: Σ coefficient · head[token] on each seeded row.
+    public func headInputSeed(_ seeds: [LogitSeed], rows: Int) -> Tensor {
+        let e = config.tokenEmbeddingSize
+        var seed = Tensor(zeros: [rows, e])
+        let S = mutablePointer(&seed), W = weights.head.storage.pointer
+        for s in seeds {
+            let w = W + s.token * e, out = S + s.row * e
+            for j in 0..<e { out[j] += s.coefficient * w[j] }
+        }
+        return seed
+    }
+
+    /// The output head's gradient ∂W[v] = Σ_t seed[t, v] · headInput_t (the token
+    /// embeddings' gradient when tied), when `grads` wants it.
+    public func accumulateHeadGradient(_ trace: ActivationTrace, _ seeds: [LogitSeed], into grads: Gradients) {
+        let key = ParameterKey(config.tieWordEmbeddings ? .embedding : .head)
+        guard grads.wants(key) else { return }
+        let e = config.tokenEmbeddingSize
+        let (G, _) = grads.buffer(key, shape: weights.head.shape)
+        let X = trace.headInput.storage.pointer
+        for s in seeds {
+            let x = X + s.row * e, out = G + s.token * e
+            for j in 0..<e { out[j] += s.coefficient * x[j] }
+        }
+    }
+}

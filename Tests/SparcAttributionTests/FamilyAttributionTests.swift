@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+import SparcFormats
+@testable import SparcAttribution
+import SparcModel
+import SparcTensor
+
+/// AttnLRP and Gradient×Input on tiny llama, qwen2, gpt2 and opt models against LXT 2.1's
+/// efficient patches (llama, qwen2, gpt2; OPT with GPT-2's rules applied by the script),
+/// from scripts/make_family_references.py: every parameter's relevance under its
+/// checkpoint name and shape, tokens (and learned positions), neurons.
+enum FamilyRelevance {
+    static let dir = RelevanceFixtures.dir
+    static let tensors = try! SafetensorsFile(path: dir + "/families-relevance.safetensors")
+    nonisolated(unsafe) static let meta = (try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/families-relevance.json")))) as! [String: Any]
+    static let models = RelevanceFixtures.models + "/families"
+    static let names = ["llama-linear", "llama-llama3", "qwen2-gqa", "qwen2-tied", "gpt2", "gpt2-inner", "opt", "opt-post"]
+
+    static func prompt(_ mode: String, _ model: String, _ i: Int) -> (ids: [Int], target: AttributionTarget, explained: Double) {
+        let e = ((meta[mode] as! [String: Any])[model] as! [[String: Any]])[i]
+        let ids = (e["ids"] as! [NSNumber]).map(\.intValue)
+        let t = e["target"] as! [Any]
+        let target: AttributionTarget
+        switch t[0] as! String {
+        case "contrast": target = .contrast(answer: (t[1] as! NSNumber).intValue, foil: (t[2] as! NSNumber).intValue)
+        case "lm": target = .languageModeling
+        default: target = .predicted
+        }
+        return (ids, target, (e["explained"] as! NSNumber).doubleValue)
+    }
+
+    /// Relative L2 error, with an absolute floor for relevances that are zero in theory
+    /// (a key bias shifts a softmax row by a constant: the reference holds ~1e-8 noise).
+    static func error(_ a: Tensor, _ b: Tensor, explained: Double) -> Double {
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a.scalars, b.scalars) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
+        return num.squareRoot() / max(den.squareRoot(), 1e-3 * max(1, abs(explained)))
+    }
+}
+
+@Suite struct FamilyAttributionMatchesLXT {
+    static let cases: [(String, String, Int)] =
+        FamilyRelevance.names.flatMap { m in ["lrp", "gradient"].flatMap { mode in (0..<4).map { (m, mode, $0) } } }
+
+    @Test(arguments: cases)
+    func relevancesMatchTheReference(model name: String, mode: String, prompt i: Int) throws {
+        let model = try Model.load(FamilyRelevance.models + "/" + name)
+        let (ids, target, explained) = FamilyRelevance.prompt(mode, name, i)
+        let method: AttributionMethod = mode == "lrp" ? .lrp : .gradxinput
+        let sample = AttributionSample(ids: ids, target: target)
+        let prefix = "\(name)/\(mode == "lrp" ? "lrp" : "grad")/\(i)/"
+        let reference = FamilyRelevance.tensors
+        var compared = 0
+        func check(_ map: RelevanceMap, _ key: String) throws {
+            guard reference.names.contains(prefix + key) else { return }
+            let theirs = try reference.tensor(prefix + key)
+            // Matrices are stored as their first rows (scripts/make_family_references.py).
+            let ours = map[key]!.rank == 2 ? Tensor(shape: theirs.shape, values: Array(map[key]!.scalars.prefix(theirs.count))) : map[key]!
+            if let t = model.layout.tensor(named: key), t.pieces.allSatisfy({ $0.key.role == .keyBias }),
+               model.config.positions != .rotary {
+                // Without RoPE a key bias shifts each softmax row by a constant: its
+                // relevance is zero, and both sides hold rounding noise only.
+                let scale = 1e-5 * max(1, abs(explained))
+                #expect(ours.scalars.allSatisfy { Double(abs($0)) <= scale } && theirs.scalars.allSatisfy { Double(abs($0)) <= scale }, "\(key)")
+            } else {
+                let err = FamilyRelevance.error(ours, theirs, explained: explained)
+                #expect(err <= 1e-4, "\(name) \(mode) \(i) \(key): error \(err)")
+            }
+            compared += 1
+        }
+
+        let tokens = try Attribution.attribute(model, samples: [sample], method: method, level: .token)
+        #expect(abs(tokens.explained[0] - explained) <= 1e-4 * max(1, abs(explained)))
+        for key in tokens.names { try check(tokens, key) }
+
+        let weights = try Attribution.attribute(model, samples: [sample], method: method, level: .weight, parameters: .all)
+        for key in weights.names { try check(weights, key) }
+
+        let neurons = try Attribution.attribute(model, samples: [sample], method: method, level: .neuron)
+        for key in neurons.names { try check(neurons, key) }
+        // Every reference array of this case was compared.
+        #expect(compared == reference.names.filter { $0.hasPrefix(prefix) }.count)
+    }
+}
