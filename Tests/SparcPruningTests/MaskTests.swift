@@ -140,3 +140,63 @@ func randomMap(seed: UInt64, ties: Bool = false) -> RelevanceMap {
         #expect { try Pruning.prune(m, wrong) } throws: { "\($0)".contains("it is for another model") }
     }
 }
+
+/// Masks of other families name their own components and checkpoint layouts.
+@Suite struct FamilyPruningTests {
+    static let families = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../SparcModelTests/Fixtures/families").standardized.path
+
+    /// GPT-2 stores Conv1D weights `[in, out]`: MLP unit i is column i of `c_fc.weight`,
+    /// entry i of `c_fc.bias` and row i of `mlp.c_proj.weight`.
+    @Test func gpt2NeuronsAreConv1DColumnsAndRows() throws {
+        let m = try Model.load(FamilyPruningTests.families + "/gpt2")
+        let c = m.config, d = c.hiddenSize, f = c.intermediateSize
+        var bits = BitSet(count: f)
+        bits[7] = true
+        let key = m.components.mlp(1)
+        #expect(key == "transformer.h.1.mlp")
+        let p = try Pruning.prune(m, Mask(granularity: .neuron, names: [key], shapes: [key: [f]], bits: [key: bits]))
+        let fc = p.parameters["transformer.h.1.mlp.c_fc.weight"]!, proj = p.parameters["transformer.h.1.mlp.c_proj.weight"]!
+        let original = m.parameters["transformer.h.1.mlp.c_fc.weight"]!
+        for i in 0..<d { for j in 0..<f { #expect(fc[flat: i * f + j] == (j == 7 ? 0 : original[flat: i * f + j])) } }
+        #expect(p.parameters["transformer.h.1.mlp.c_fc.bias"]![flat: 7] == 0)
+        #expect(proj.row(7).allSatisfy { $0 == 0 } && proj.row(6) == m.parameters["transformer.h.1.mlp.c_proj.weight"]!.row(6))
+        // Untouched tensors are shared, and the pruned model runs.
+        #expect(p.parameters["transformer.h.0.mlp.c_fc.weight"]!.sharesStorage(with: m.parameters["transformer.h.0.mlp.c_fc.weight"]!))
+        _ = try p.logits([1, 2, 3])
+    }
+
+    /// Removing a head zeroes its columns of OPT's `out_proj`; the logits equal those of
+    /// the model with the same columns zeroed by hand.
+    @Test func optHeadsAreOutputProjectionColumns() throws {
+        let m = try Model.load(FamilyPruningTests.families + "/opt-post")
+        let c = m.config
+        var bits = BitSet(count: c.numHeads)
+        bits[1] = true
+        let key = m.components.attention(0)
+        let p = try Pruning.prune(m, Mask(granularity: .head, names: [key], shapes: [key: [c.numHeads]], bits: [key: bits]))
+        var o = m.parameters["model.decoder.layers.0.self_attn.out_proj.weight"]!
+        let rows = o.shape[0], cols = o.shape[1]
+        o.withUnsafeMutableBufferPointer { w in for r in 0..<rows { for j in c.headDim..<(2 * c.headDim) { w[r * cols + j] = 0 } } }
+        let byHand = try m.replacing(["model.decoder.layers.0.self_attn.out_proj.weight": o])
+        #expect(try p.logits([5, 6, 7, 8]).scalars == byHand.logits([5, 6, 7, 8]).scalars)
+        // A Llama component name is not an OPT component.
+        let foreign = Mask(granularity: .head, names: ["model.layers.0.self_attn"], shapes: ["model.layers.0.self_attn": [c.numHeads]],
+                           bits: ["model.layers.0.self_attn": bits])
+        #expect { try Pruning.prune(m, foreign) } throws: { "\($0)".contains("unexpected component") }
+        let negative = Mask(granularity: .neuron, names: ["model.decoder.layers.-1.mlp"], shapes: ["model.decoder.layers.-1.mlp": [c.intermediateSize]],
+                            bits: ["model.decoder.layers.-1.mlp": BitSet(count: c.intermediateSize, filled: true)])
+        #expect { try Pruning.prune(m, negative) } throws: { "\($0)".contains("unexpected component") }
+    }
+
+    /// A weight-level LRP map of GPT-2 is keyed by the checkpoint's names and shapes, and
+    /// masks made from it prune those tensors.
+    @Test func gpt2WeightMasksFollowTheCheckpoint() throws {
+        let m = try Model.load(FamilyPruningTests.families + "/gpt2")
+        let r = try Attribution.attribute(m, samples: [AttributionSample(ids: [3, 14, 15, 92, 65])])
+        #expect(r.names.contains("transformer.h.0.attn.c_attn.weight") && r["transformer.h.0.attn.c_attn.weight"]!.shape == [64, 192])
+        let low = try Selection.extreme(r, k: 0.3, largest: false, per: .row)
+        let p = try Pruning.prune(m, low)
+        #expect(abs(Pruning.sparsity(p) - 0.3) < 0.01)
+    }
+}
