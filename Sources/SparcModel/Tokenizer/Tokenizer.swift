@@ -245,18 +245,35 @@ public final class Tokenizer: Sendable {
 final class PieceCache: @unchecked Sendable {  // all state behind `lock`
     static let capacity = 50_000
     static let maxPieceLength = 256
-    private var map: [[Unicode.Scalar]: [Int32]] = [:]
+    private var map: [Key: [Int32]] = [:]
     private let lock = NSLock()
 
+    /// The scalars with a precomputed FNV-1a hash: hashing one word through `Hasher` is
+    /// much cheaper than feeding it every scalar.
+    private struct Key: Hashable {
+        let scalars: [Unicode.Scalar]
+        let h: UInt64
+        init(_ s: [Unicode.Scalar]) {
+            scalars = s
+            var h: UInt64 = 0xCBF2_9CE4_8422_2325
+            for c in s { h = (h ^ UInt64(c.value)) &* 0x100_0000_01B3 }
+            self.h = h
+        }
+        func hash(into hasher: inout Hasher) { hasher.combine(h) }
+        static func == (a: Key, b: Key) -> Bool { a.h == b.h && a.scalars == b.scalars }
+    }
+
     func get(_ key: [Unicode.Scalar]) -> [Int32]? {
+        let k = Key(key)
         lock.lock(); defer { lock.unlock() }
-        return map[key]
+        return map[k]
     }
 
     func put(_ key: [Unicode.Scalar], _ ids: [Int32]) {
+        let k = Key(key)
         lock.lock(); defer { lock.unlock() }
         if map.count >= Self.capacity { map.removeAll(keepingCapacity: true) }
-        map[key] = ids
+        map[k] = ids
     }
 }
 
@@ -265,11 +282,16 @@ final class PieceCache: @unchecked Sendable {  // all state behind `lock`
 struct AddedTokenMatcher: Sendable {
     enum Segment { case text(Range<Int>), token(Int) }
     private let byFirst: [Unicode.Scalar: [(token: Tokenizer.AddedToken, scalars: [Unicode.Scalar])]]
+    /// ASCII first characters of some token, to skip the dictionary on most characters.
+    private let asciiFirst: [Bool]
+    private let anyNonASCIIFirst: Bool
 
     init(_ tokens: [(Tokenizer.AddedToken, [Unicode.Scalar])]) {
         var m: [Unicode.Scalar: [(token: Tokenizer.AddedToken, scalars: [Unicode.Scalar])]] = [:]
         for (t, s) in tokens { if let f = s.first { m[f, default: []].append((t, s)) } }
         byFirst = m.mapValues { $0.sorted { $0.scalars.count > $1.scalars.count } }
+        asciiFirst = (0..<128).map { m[Unicode.Scalar(UInt8($0))] != nil }
+        anyNonASCIIFirst = m.keys.contains { !$0.isASCII }
     }
 
     func split(_ u: [Unicode.Scalar]) -> [Segment] {
@@ -277,7 +299,9 @@ struct AddedTokenMatcher: Sendable {
         var out: [Segment] = []
         var start = 0, i = 0
         outer: while i < u.count {
-            guard let candidates = byFirst[u[i]] else { i += 1; continue }
+            let c = u[i]
+            if c.value < 128 ? !asciiFirst[Int(c.value)] : !anyNonASCIIFirst { i += 1; continue }
+            guard let candidates = byFirst[c] else { i += 1; continue }
             for (t, c) in candidates where i + c.count <= u.count && u[i..<(i + c.count)].elementsEqual(c) {
                 var lo = i, hi = i + c.count
                 if t.singleWord {
@@ -323,9 +347,21 @@ enum ByteLevel {
     static func map(_ u: [Unicode.Scalar]) -> [Unicode.Scalar] {
         var out: [Unicode.Scalar] = []
         out.reserveCapacity(u.count)
+        let table = byteToScalar
         for c in u {
-            if c.value < 128 { out.append(byteToScalar[Int(c.value)]); continue }
-            for b in String(c).utf8 { out.append(byteToScalar[Int(b)]) }
+            let v = c.value
+            // UTF-8 by hand: String(c).utf8 would allocate per character.
+            if v < 0x80 {
+                out.append(table[Int(v)])
+            } else if v < 0x800 {
+                out.append(table[Int(0xC0 | v >> 6)]); out.append(table[Int(0x80 | v & 0x3F)])
+            } else if v < 0x10000 {
+                out.append(table[Int(0xE0 | v >> 12)]); out.append(table[Int(0x80 | v >> 6 & 0x3F)])
+                out.append(table[Int(0x80 | v & 0x3F)])
+            } else {
+                out.append(table[Int(0xF0 | v >> 18)]); out.append(table[Int(0x80 | v >> 12 & 0x3F)])
+                out.append(table[Int(0x80 | v >> 6 & 0x3F)]); out.append(table[Int(0x80 | v & 0x3F)])
+            }
         }
         return out
     }
