@@ -12,6 +12,9 @@ Needs: pip install tokenizers gguf
 """
 import argparse, glob, json, os, subprocess, sys, tempfile, time
 
+os.environ["RAYON_NUM_THREADS"] = "1"  # one thread for tokenizers' encode_batch, like sparc
+os.environ["RAYON_RS_NUM_CPUS"] = "1"
+
 import gguf
 from tokenizers import Tokenizer
 
@@ -80,16 +83,24 @@ def main():
     for _ in range(a.repeats):
         t0 = time.perf_counter(); tok.encode(text, add_special_tokens=False); warm = min(warm, time.perf_counter() - t0)
 
-    rows = [("tokenizers (Python, Rust core)", cold, warm, len(ids))]
+    # Line by line, one thread: encode_batch without its thread pool.
+    lines = [l for l in text.split("\n") if l]
+    line_bytes = sum(len(l.encode()) for l in lines)
+    per_line = float("inf")
+    for _ in range(a.repeats):
+        t0 = time.perf_counter(); tok.encode_batch(lines, add_special_tokens=False); per_line = min(per_line, time.perf_counter() - t0)
+
+    rows = [("tokenizers (Python, Rust core)", cold, warm, per_line, len(ids))]
     for label, extra in [("sparc, same tokenizer.json", ["--tokenizer-json", json_path]), ("sparc, SmolLM2 GGUF tokenizer", ["-m", a.gguf])]:
         out = subprocess.run([a.sparc, "bench", "--tokenizer", text_path, "--repeats", str(a.repeats), "--json"] + extra,
                              check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        rows.append((label, r["cold_s"], r["warm_s"], r["tokens"]))
+        rows.append((label, r["cold_s"], r["warm_s"], r["lines_s"], r["tokens"]))
 
-    print(f"{nbytes / 1e6:.2f} MB of text ({a.text or 'vim documentation'}), one encode call, one thread")
-    for label, c, w, n in rows:
-        print(f"  {label:34s} cold {nbytes / c / 1e6:6.2f} MB/s  warm {nbytes / w / 1e6:6.2f} MB/s  {n} tokens")
+    print(f"{nbytes / 1e6:.2f} MB of text ({a.text or 'vim documentation'}), {len(lines)} lines, one thread")
+    print(f"  {'':34s} {'whole text, cold':>18s} {'whole text, warm':>18s} {'line by line':>14s}")
+    for label, c, w, l, n in rows:
+        print(f"  {label:34s} {nbytes / c / 1e6:12.2f} MB/s {nbytes / w / 1e6:12.2f} MB/s {line_bytes / l / 1e6:8.2f} MB/s  {n} tokens")
     if len({n for *_, n in rows}) != 1:
         print("  WARNING: token counts differ")
 

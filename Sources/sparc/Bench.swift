@@ -124,15 +124,24 @@ struct Bench: ParsableCommand {
         let cold = timed { tok.encode(text, addSpecialTokens: false).count }
         var warm = Double.infinity
         for _ in 0..<repeats { warm = min(warm, timed { tok.encode(text, addSpecialTokens: false).count }.seconds) }
+        // Line by line, as prompts and data sets are usually encoded (warm cache).
+        let lines = text.unicodeScalars.split(separator: "\n").map { String(String.UnicodeScalarView($0)) }
+        var perLine = Double.infinity
+        for _ in 0..<repeats {
+            perLine = min(perLine, timed { lines.reduce(0) { $0 + tok.encode($1, addSpecialTokens: false).count } }.seconds)
+        }
+        let lineBytes = Double(lines.reduce(0) { $0 + $1.utf8.count })
         let source = file ?? "generated English-like text"
         if json {
             let obj: [String: Any] = ["bytes": Int(bytes), "tokens": cold.count, "cold_s": cold.seconds, "warm_s": warm,
-                                      "cold_mb_per_s": bytes / cold.seconds / 1e6, "warm_mb_per_s": bytes / warm / 1e6, "text": source]
+                                      "cold_mb_per_s": bytes / cold.seconds / 1e6, "warm_mb_per_s": bytes / warm / 1e6,
+                                      "lines": lines.count, "lines_s": perLine, "lines_mb_per_s": lineBytes / perLine / 1e6, "text": source]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8) ?? "{}")
         } else {
             print(String(format: "sparc tokenizer on %@ (%.2f MB, %d tokens), one thread:", source, bytes / 1e6, cold.count))
             print(String(format: "  cold cache: %7.3f s  %6.2f MB/s", cold.seconds, bytes / cold.seconds / 1e6))
             print(String(format: "  warm cache: %7.3f s  %6.2f MB/s (best of %d)", warm, bytes / warm / 1e6, repeats))
+            print(String(format: "  line by line (%d lines, warm): %7.3f s  %6.2f MB/s", lines.count, perLine, lineBytes / perLine / 1e6))
         }
     }
 

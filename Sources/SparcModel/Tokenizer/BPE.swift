@@ -34,9 +34,11 @@ public struct BPEOptions: Equatable, Sendable {
 /// the pair at its position is still the one it was made for (as `tokenizers`' word.rs).
 struct BPEModel: Sendable {
     /// (left id, right id) → rank << 32 | merged id.
-    let merges: [UInt64: UInt64]
+    let merges: PairTable
     /// Vocabulary entries that are one scalar, the usual initial symbols.
     let singleScalar: [Unicode.Scalar: Int32]
+    /// The same for ASCII, by code (-1: not in the vocabulary), to skip hashing.
+    let asciiIds: [Int32]
     let vocab: [ExactKey: Int32]
     /// Ids of `<0x00>`…`<0xFF>` when byte fallback is on and all 256 exist.
     let byteIds: [Int32]?
@@ -98,7 +100,7 @@ struct BPEModel: Sendable {
         for (k, c) in word.enumerated() {
             let id: Int32?
             if plain {
-                id = singleScalar[c]
+                id = c.value < 128 ? (asciiIds[Int(c.value)] >= 0 ? asciiIds[Int(c.value)] : nil) : singleScalar[c]
             } else {
                 var s = String(c)
                 if k > 0, let p = options.continuingSubwordPrefix { s = p + s }
@@ -157,5 +159,44 @@ struct MinHeap {
         }
         a[i] = last
         return top
+    }
+}
+
+/// Open-addressing hash table from a merge pair to its rank and result. The BPE inner loop
+/// does a few look-ups per merge; a multiplicative hash is much cheaper than `Hasher`.
+struct PairTable: Sendable {
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let shift: UInt64
+    private static let empty = UInt64.max  // no real key: ids are below 2³¹
+
+    init(capacityFor n: Int) {
+        var bits: UInt64 = 4
+        while (1 << bits) < 2 * max(n, 1) { bits += 1 }
+        keys = [UInt64](repeating: Self.empty, count: 1 << bits)
+        values = [UInt64](repeating: 0, count: 1 << bits)
+        shift = 64 - bits
+    }
+
+    @inline(__always) private func slot(_ key: UInt64) -> Int { Int((key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
+
+    /// Inserts or replaces.
+    mutating func set(_ key: UInt64, _ value: UInt64) {
+        let mask = keys.count - 1
+        var i = slot(key)
+        while keys[i] != Self.empty && keys[i] != key { i = (i + 1) & mask }
+        keys[i] = key
+        values[i] = value
+    }
+
+    @inline(__always) subscript(key: UInt64) -> UInt64? {
+        let mask = keys.count - 1
+        var i = slot(key)
+        while true {
+            let k = keys[i]
+            if k == key { return values[i] }
+            if k == Self.empty { return nil }
+            i = (i + 1) & mask
+        }
     }
 }

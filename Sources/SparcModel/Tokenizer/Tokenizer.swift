@@ -104,8 +104,7 @@ public final class Tokenizer: Sendable {
         }
 
         let prefixLen = options.continuingSubwordPrefix?.unicodeScalars.count ?? 0
-        var table: [UInt64: UInt64] = [:]
-        table.reserveCapacity(merges.count)
+        var table = PairTable(capacityFor: merges.count)
         for (rank, m) in merges.enumerated() {
             // Split on the first space scalar: by Characters, a space followed by a combining
             // mark would be one grapheme and not split at all.
@@ -120,7 +119,7 @@ public final class Tokenizer: Sendable {
                 throw Error.invalid("merge #\(rank) \"\(m)\" refers to tokens missing from the vocabulary")
             }
             // A repeated pair keeps its last rank, as tokenizers' HashMap does.
-            table[BPEModel.pairKey(ia, ib)] = UInt64(rank) << 32 | UInt64(UInt32(merged))
+            table.set(BPEModel.pairKey(ia, ib), UInt64(rank) << 32 | UInt64(UInt32(merged)))
         }
 
         var unkId: Int32? = nil
@@ -133,7 +132,8 @@ public final class Tokenizer: Sendable {
             let ids = (0..<256).map { vocab[ExactKey(ByteLevel.fallbackToken(UInt8($0)))] }
             if ids.allSatisfy({ $0 != nil }) { byteIds = ids.compactMap { $0 } }
         }
-        model = BPEModel(merges: table, singleScalar: single, vocab: vocab, byteIds: byteIds, unkId: unkId, options: options)
+        let ascii = (0..<128).map { single[Unicode.Scalar(UInt8($0))] ?? -1 }
+        model = BPEModel(merges: table, singleScalar: single, asciiIds: ascii, vocab: vocab, byteIds: byteIds, unkId: unkId, options: options)
 
         for t in addedTokens where t.id < 0 || t.id >= max(tokens.count, 1) || t.content.isEmpty {
             throw Error.invalid("added token \"\(t.content)\" has invalid id \(t.id)")
