@@ -188,6 +188,25 @@ def bytelevel_prefix_space():
     return tok
 
 
+def pairs_with_spaces():
+    """Merges in the [left, right] form with tokens that hold spaces (no pre-tokenizer, so
+    spaces reach the model), unk_token for everything outside a-z and space."""
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [" "]
+    vocab = {"<unk>": 0}
+    for t in letters:
+        vocab[t] = len(vocab)
+    merges = []
+    for a, b in [("e", " "), ("t", "h"), ("th", "e "), (" ", " "), ("s", " "), ("  ", " "), ("i", "n"), ("in", "g"), ("d", " "), ("the ", "d ")]:
+        vocab.setdefault(a + b, len(vocab))
+        merges.append([a, b])
+    j = {"version": "1.0", "truncation": None, "padding": None,
+         "added_tokens": [{"id": 0, "content": "<unk>", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}],
+         "normalizer": {"type": "Lowercase"}, "pre_tokenizer": None, "post_processor": None, "decoder": None,
+         "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                   "fuse_unk": True, "byte_fallback": False, "ignore_merges": False, "vocab": vocab, "merges": merges}}
+    return Tokenizer.from_str(json.dumps(j))
+
+
 def gpt2_folder(name, opt):
     """vocab.json + merges.txt as GPT-2 / OPT checkpoints ship them, and the tokenizer
     transformers builds from them (ByteLevel, <|endoftext|> or OPT's specials, OPT's BOS)."""
@@ -221,7 +240,7 @@ def main():
     configs = {
         "bytelevel-gpt2": bytelevel_gpt2(), "llama2-spm": llama2_spm(), "metaspace-first": metaspace_first(),
         "metaspace-split": metaspace_split(), "normalized-words": normalized_words(), "split-behaviours": split_behaviours(),
-        "qwen2-nfc": qwen2_nfc(), "bytelevel-prefix-space": bytelevel_prefix_space(),
+        "qwen2-nfc": qwen2_nfc(), "bytelevel-prefix-space": bytelevel_prefix_space(), "pairs-with-spaces": pairs_with_spaces(),
     }
     refs = {}
     for name, tok in configs.items():

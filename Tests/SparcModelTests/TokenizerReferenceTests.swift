@@ -13,7 +13,7 @@ import Testing
     nonisolated(unsafe) static let references: [String: Any] = Fixtures.json("tokenizers/references.json")
 
     static let configs = ["bytelevel-gpt2", "llama2-spm", "metaspace-first", "metaspace-split", "normalized-words",
-                          "split-behaviours", "qwen2-nfc", "bytelevel-prefix-space"]
+                          "split-behaviours", "qwen2-nfc", "bytelevel-prefix-space", "pairs-with-spaces"]
 
     static func load(_ name: String) throws -> Tokenizer {
         switch name {
@@ -88,6 +88,31 @@ import Testing
         #expect(Double(work) / Double(half) < 2.1)
         // And the ids agree with encoding the sentence piecewise where the text allows it.
         #expect(tok.encode(text, addSpecialTokens: false).count > 0)
+    }
+
+    /// Byte-level and byte-fallback tokenizers lose nothing: decode(encode(s)) == s for
+    /// random text drawn from ASCII, Latin, combining marks, CJK, emoji and controls.
+    @Test(arguments: ["bytelevel-gpt2", "qwen2-nfc", "llama2-spm", "gpt2-folder"])
+    func decodingInvertsEncoding(config: String) throws {
+        let tok = try Self.load(config)
+        let pools: [ClosedRange<UInt32>] = [0x20...0x7E, 0x09...0x0D, 0xC0...0x17F, 0x300...0x36F, 0x4E00...0x4E80, 0x1F600...0x1F64F, 0x3040...0x309F]
+        var state: UInt64 = 12345
+        func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(n))
+        }
+        for _ in 0..<300 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<(1 + next(40)) {
+                let pool = pools[next(pools.count)]
+                if let c = Unicode.Scalar(pool.lowerBound + UInt32(next(Int(pool.upperBound - pool.lowerBound) + 1))) { s.append(c) }
+            }
+            let text = String(s)
+            // NFC changes combining sequences on purpose; compare with the NFC form there.
+            let expected = config == "qwen2-nfc" ? text.precomposedStringWithCanonicalMapping : text
+            let back = tok.decode(tok.encode(text, addSpecialTokens: false))
+            #expect(Array(back.unicodeScalars) == Array(expected.unicodeScalars), "\(config): \(text.debugDescription)")
+        }
     }
 
     /// The pre-token cache must not conflate canonically equivalent text, which Swift's

@@ -71,7 +71,7 @@ public final class Tokenizer: Sendable {
     public init(tokens: [String], merges: [String], addedTokens: [AddedToken], preTokenizer: [PreTokenizerStep],
                 normalizer: [NormalizerStep] = [], decoder: [DecoderStep]? = [.byteLevel], options: BPEOptions = BPEOptions(),
                 prefix: [Int] = [], suffix: [Int] = [], bosTokenId: Int? = nil, eosTokenId: Int? = nil,
-                ignoreMerges: Bool = false, sourceJSON: Data? = nil) throws {
+                ignoreMerges: Bool = false, sourceJSON: Data? = nil, mergePairs: [(String, String)]? = nil) throws {
         var options = options
         if ignoreMerges { options.ignoreMerges = true }
         self.tokens = tokens
@@ -104,15 +104,26 @@ public final class Tokenizer: Sendable {
         }
 
         let prefixLen = options.continuingSubwordPrefix?.unicodeScalars.count ?? 0
-        var table = PairTable(capacityFor: merges.count)
-        for (rank, m) in merges.enumerated() {
-            // Split on the first space scalar: by Characters, a space followed by a combining
-            // mark would be one grapheme and not split at all.
-            let u = m.unicodeScalars
-            guard let space = u.firstIndex(of: " ") else {
-                throw Error.invalid("merge #\(rank) \"\(m)\" is not two tokens separated by a space")
+        // tokenizer.json's newer [left, right] form gives the pairs (tokens may hold spaces);
+        // "left right" strings are split on their first space.
+        var pairs: [(String, String)] = []
+        if let mergePairs {
+            pairs = mergePairs
+        } else {
+            pairs.reserveCapacity(merges.count)
+            for (rank, m) in merges.enumerated() {
+                // Split on the space scalar: by Characters, a space followed by a combining
+                // mark would be one grapheme and not split at all.
+                let u = m.unicodeScalars
+                guard let space = u.firstIndex(of: " ") else {
+                    throw Error.invalid("merge #\(rank) \"\(m)\" is not two tokens separated by a space")
+                }
+                pairs.append((String(u[..<space]), String(u[u.index(after: space)...])))
             }
-            let a = String(u[..<space]), b = String(u[u.index(after: space)...])
+        }
+        var table = PairTable(capacityFor: pairs.count)
+        for (rank, (a, b)) in pairs.enumerated() {
+            let m = a + " " + b
             // With a subword prefix, "a ##b" merges to "ab".
             let right = prefixLen > 0 && b.hasPrefix(options.continuingSubwordPrefix ?? "") ? String(b.unicodeScalars.dropFirst(prefixLen)) : b
             guard let ia = vocab[ExactKey(a)], let ib = vocab[ExactKey(b)], let merged = vocab[ExactKey(a + right)] else {

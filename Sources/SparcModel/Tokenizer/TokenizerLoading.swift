@@ -113,11 +113,17 @@ extension Tokenizer {
         for (id, t) in byId { tokens[id] = t }
 
         var merges: [String] = []
+        var pairList: [(String, String)] = []
         for m in model["merges"] as? [Any] ?? [] {
             if let s = m as? String { merges.append(s) }
-            else if let pair = m as? [String], pair.count == 2 { merges.append(pair[0] + " " + pair[1]) }
+            else if let pair = m as? [String], pair.count == 2 {
+                merges.append(pair[0] + " " + pair[1])
+                pairList.append((pair[0], pair[1]))
+            }
             else { throw r.fail("malformed merge entry") }
         }
+        if !pairList.isEmpty && pairList.count != merges.count { throw r.fail("model.merges mixes \"a b\" strings and [a, b] pairs") }
+        let pairs = pairList.isEmpty ? nil : pairList
 
         let normalizer = try normalizerSteps(root["normalizer"], r)
         let steps = try preTokenizerSteps(root["pre_tokenizer"], r)
@@ -132,7 +138,8 @@ extension Tokenizer {
         do {
             return try Tokenizer(tokens: tokens, merges: merges, addedTokens: added, preTokenizer: steps,
                                  normalizer: normalizer, decoder: decoder, options: options,
-                                 prefix: prefix, suffix: suffix, bosTokenId: bos, eosTokenId: eos, sourceJSON: data)
+                                 prefix: prefix, suffix: suffix, bosTokenId: bos, eosTokenId: eos, sourceJSON: data,
+                                 mergePairs: pairs)
         } catch let e as Tokenizer.Error {
             throw r.fail(e.description)
         }
