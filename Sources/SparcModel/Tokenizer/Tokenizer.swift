@@ -195,7 +195,7 @@ public final class Tokenizer: Sendable {
     /// Heap operations BPE does on `text` (no cache): for checking that work grows linearly.
     func bpeWork(_ text: String) -> Int {
         var work = 0
-        forEachPiece(text, added: { _ in }) { _ = model.tokenize($0, work: &work) }
+        forEachPiece(text, added: { _ in }) { _ = model.tokenize(byteLevel ? ByteLevel.map($0) : $0, work: &work) }
         return work
     }
 
@@ -218,18 +218,18 @@ public final class Tokenizer: Sendable {
                 }
                 guard !r.isEmpty else { continue }
                 let start = Piece(text: Array(normalized[r]), atStart: range.lowerBound == 0 && r.lowerBound == 0)
-                for p in pre.split([start]) {
-                    piece(byteLevel ? ByteLevel.map(p.text) : p.text)
-                }
+                for p in pre.split([start]) { piece(p.text) }
             }
         }
     }
 
+    /// BPE ids of a pre-token. The cache is keyed by the pre-token before the byte-level
+    /// mapping (the mapping is a function of it), so a hit skips the mapping too.
     private func cachedTokenize(_ piece: [Unicode.Scalar]) -> [Int32] {
         // Long pieces are rare and not worth the memory (tokenizers' cache skips them too).
-        guard piece.count < PieceCache.maxPieceLength else { return model.tokenize(piece) }
+        guard piece.count < PieceCache.maxPieceLength else { return model.tokenize(byteLevel ? ByteLevel.map(piece) : piece) }
         if let hit = cache.get(piece) { return hit }
-        let ids = model.tokenize(piece)
+        let ids = model.tokenize(byteLevel ? ByteLevel.map(piece) : piece)
         cache.put(piece, ids)
         return ids
     }
