@@ -145,7 +145,8 @@ def normalized_words():
 
 
 def split_behaviours():
-    """Split with string and regex patterns and every behaviour, inverted too; NFKD, end_of_word_suffix."""
+    """Split with string and regex patterns and every behaviour, inverted too; NFKD,
+    end_of_word_suffix with the BPEDecoder."""
     tok = Tokenizer(models.BPE(unk_token="<unk>", end_of_word_suffix="</w>"))
     tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.Replace(Regex(r"\s+"), " "),
                                            normalizers.Strip(left=False, right=True)])
@@ -157,6 +158,7 @@ def split_behaviours():
         pre_tokenizers.Split(Regex(r"\p{L}+"), "isolated", invert=True),
         pre_tokenizers.WhitespaceSplit(),
     ])
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
     train(tok, alphabet_limit=60, vocab=400, specials=["<unk>"], end_of_word_suffix="</w>")
     return tok
 

@@ -14,6 +14,8 @@ public enum DecoderStep: Equatable, Sendable {
     case fuse
     /// Up to `start` / `stop` copies of `content` off each token's ends.
     case strip(content: Unicode.Scalar, start: Int, stop: Int)
+    /// `BPEDecoder`: the end-of-word `suffix` becomes a space (nothing on the last token).
+    case bpe(suffix: String)
 }
 
 struct Decoder: Sendable {
@@ -82,8 +84,30 @@ struct Decoder: Sendable {
                     while u.count - hi < stop && hi > lo && u[hi - 1] == content { hi -= 1 }
                     return String(String.UnicodeScalarView(u[lo..<hi]))
                 }
+            case .bpe(let suffix):
+                let n = tokens.count
+                tokens = tokens.enumerated().map { i, t in
+                    suffix.isEmpty ? t : Self.replaceAll(t, suffix, with: i == n - 1 ? "" : " ")
+                }
             }
         }
         return tokens.joined()
+    }
+
+    /// Every occurrence of `target` in `s`, compared scalar by scalar, replaced.
+    private static func replaceAll(_ s: String, _ target: String, with r: String) -> String {
+        let u = Array(s.unicodeScalars), t = Array(target.unicodeScalars)
+        var out = String.UnicodeScalarView()
+        var i = 0
+        while i < u.count {
+            if i + t.count <= u.count && u[i..<(i + t.count)].elementsEqual(t) {
+                out.append(contentsOf: r.unicodeScalars)
+                i += t.count
+            } else {
+                out.append(u[i])
+                i += 1
+            }
+        }
+        return String(out)
     }
 }

@@ -216,13 +216,14 @@ extension Tokenizer {
         case "Replace":
             return [.replace(try r.pattern(o, "decoder Replace"), content: try r.string(o, "content", "decoder Replace"))]
         case "ByteFallback": return [.byteFallback]
+        case "BPEDecoder": return [.bpe(suffix: try r.optionalString(o, "suffix") ?? "</w>")]
         case "Fuse": return [.fuse]
         case "Strip":
             let start = try r.int(o, "start", default: 0), stop = try r.int(o, "stop", default: 0)
             guard start >= 0, stop >= 0 else { throw r.fail("decoder Strip: start and stop must be ≥ 0") }
             return [.strip(content: try r.char(o, "content", "decoder Strip"), start: start, stop: stop)]
         default:
-            throw r.fail("unsupported decoder \(type) (sparc knows Sequence, ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip)")
+            throw r.fail("unsupported decoder \(type) (sparc knows Sequence, ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, BPEDecoder)")
         }
     }
 
