@@ -13,7 +13,7 @@ extension Tokenizer {
         }
         if let json = file("tokenizer.json") { return try load(tokenizerJSON: json) }
         guard let vocab = file("vocab.json"), let merges = file("merges.txt") else {
-            throw FormatError(folder, "no tokenizer: the folder has neither tokenizer.json nor vocab.json + merges.txt")
+            throw FormatError(folder, "no tokenizer: tokenizer.json is missing, and so are vocab.json + merges.txt (GPT-2 style)")
         }
         let config = try file("tokenizer_config.json").map { try jsonObject($0) } ?? [:]
         let specialMap = try file("special_tokens_map.json").map { try jsonObject($0) } ?? [:]
