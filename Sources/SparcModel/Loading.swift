@@ -30,6 +30,7 @@ extension Model {
             throw FormatError(path, "sparc has no GGUF name map for \(config.architecture)")
         }
         let tokenizer = try Tokenizer.load(gguf: file)
+        try checkTokenizer(tokenizer, fits: config, file: path)
         if file.info(GGUFNames.ropeFactors) != nil {
             let factors = try file.tensor(GGUFNames.ropeFactors).scalars
             guard factors.count == config.headDim / 2, factors.allSatisfy({ $0 > 0 && $0.isFinite }) else {
@@ -60,6 +61,11 @@ extension Model {
 
     // MARK: Hugging Face folder
 
+    /// Token ids beyond the embedding table would index past it later: refuse them now.
+    private static func checkTokenizer(_ t: Tokenizer, fits c: ModelConfig, file: String) throws {
+        do { try t.validate(vocabularySize: c.vocabSize) } catch { throw FormatError(file, "\(error)") }
+    }
+
     public static func load(huggingFaceFolder dir: String) throws -> Model {
         let url = URL(fileURLWithPath: dir)
         let configPath = url.appendingPathComponent("config.json").path
@@ -67,11 +73,8 @@ extension Model {
             throw FormatError(dir, "not a Hugging Face model folder: config.json is missing")
         }
         let config = try ModelConfig.load(configJSON: configPath)
-        let tokPath = url.appendingPathComponent("tokenizer.json").path
-        guard FileManager.default.fileExists(atPath: tokPath) else {
-            throw FormatError(dir, "tokenizer.json is missing (sparc needs the model's tokenizer)")
-        }
-        let tokenizer = try Tokenizer.load(tokenizerJSON: tokPath)
+        let tokenizer = try Tokenizer.load(folder: dir)
+        try checkTokenizer(tokenizer, fits: config, file: dir)
 
         let files = (try? FileManager.default.contentsOfDirectory(atPath: dir))?
             .filter { $0.hasSuffix(".safetensors") }.sorted() ?? []

@@ -12,8 +12,17 @@ struct Bench: ParsableCommand {
     @Option(help: "New tokens for the generation benchmark.") var generate = 64
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Time forward + AttnLRP with every weight relevance instead of generation.") var attribution = false
+    @Flag(help: "Time the tokenizer on FILE (default: 1 MB of generated English-like text) and report MB/s.") var tokenizer = false
+    @Option(help: "With --tokenizer: time this tokenizer.json instead of the model's tokenizer.") var tokenizerJSON: String?
+    @Argument(help: "With --tokenizer: a UTF-8 text file to encode.") var file: String?
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+        if file != nil && !tokenizer { throw ValidationError("a FILE argument is only taken with --tokenizer") }
+    }
 
     func run() throws {
+        if tokenizer { return try runTokenizer() }
         let m = try modelOptions.load()
         if attribution { return try runAttribution(m) }
         let lengths = tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -92,6 +101,78 @@ struct Bench: ParsableCommand {
             }
             print(String(format: "  peak memory %.0f MiB (f32 weights %.0f MiB: %.2f×)", peakMiB, weightsMiB, peakMiB / weightsMiB))
         }
+    }
+
+    /// Encoding throughput: the whole text in one `encode` call, first on an empty
+    /// pre-token cache (cold), then the best of `repeats` runs (warm). MB = 10⁶ bytes of UTF-8.
+    func runTokenizer() throws {
+        let tok = try tokenizerJSON.map { try Tokenizer.load(tokenizerJSON: $0) } ?? modelOptions.load().tokenizer
+        let text: String
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            guard let s = String(data: data, encoding: .utf8) else { throw ValidationError("\(file) is not UTF-8 text") }
+            text = s
+        } else {
+            text = Bench.englishLikeText(bytes: 1_000_000)
+        }
+        let bytes = Double(text.utf8.count)
+        func timed(_ body: () -> Int) -> (seconds: Double, count: Int) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let n = body()
+            return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, n)
+        }
+        let cold = timed { tok.encode(text, addSpecialTokens: false).count }
+        var warm = Double.infinity
+        for _ in 0..<repeats { warm = min(warm, timed { tok.encode(text, addSpecialTokens: false).count }.seconds) }
+        // Line by line, as prompts and data sets are usually encoded (warm cache).
+        let lines = text.unicodeScalars.split(separator: "\n").map { String(String.UnicodeScalarView($0)) }
+        var perLine = Double.infinity
+        for _ in 0..<repeats {
+            perLine = min(perLine, timed { lines.reduce(0) { $0 + tok.encode($1, addSpecialTokens: false).count } }.seconds)
+        }
+        let lineBytes = Double(lines.reduce(0) { $0 + $1.utf8.count })
+        let source = file ?? "generated English-like text"
+        if json {
+            let obj: [String: Any] = ["bytes": Int(bytes), "tokens": cold.count, "cold_s": cold.seconds, "warm_s": warm,
+                                      "cold_mb_per_s": bytes / cold.seconds / 1e6, "warm_mb_per_s": bytes / warm / 1e6,
+                                      "lines": lines.count, "lines_s": perLine, "lines_mb_per_s": lineBytes / perLine / 1e6, "text": source]
+            print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8) ?? "{}")
+        } else {
+            print(String(format: "sparc tokenizer on %@ (%.2f MB, %d tokens), one thread:", source, bytes / 1e6, cold.count))
+            print(String(format: "  cold cache: %7.3f s  %6.2f MB/s", cold.seconds, bytes / cold.seconds / 1e6))
+            print(String(format: "  warm cache: %7.3f s  %6.2f MB/s (best of %d)", warm, bytes / warm / 1e6, repeats))
+            print(String(format: "  line by line (%d lines, warm): %7.3f s  %6.2f MB/s", lines.count, perLine, lineBytes / perLine / 1e6))
+        }
+    }
+
+    /// Deterministic prose-like text: common English words in sentences with capitals,
+    /// punctuation, numbers and paragraph breaks (a stand-in when no FILE is given).
+    static func englishLikeText(bytes: Int) -> String {
+        let words = ("the of and to in a is that for it as was with be by on not he this are or his from at which but have an they "
+            + "you were her all she there would their we him been has when who will more no if out so said what up its about into than "
+            + "them can only other new some could time these two may then do first any my now such like our over man me even most made "
+            + "after also did many before must through back years where much your way well down should because each just those people "
+            + "model token layer attention weight relevance pruning circuit neuron gradient language history government university "
+            + "information development experience international organization particularly understanding responsibility").split(separator: " ")
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(n))
+        }
+        var out = ""
+        out.reserveCapacity(bytes + 100)
+        while out.utf8.count < bytes {
+            let length = 6 + next(18)
+            for w in 0..<length {
+                var word = String(words[min(next(words.count), next(words.count))])  // skewed towards common words
+                if w == 0 { word = word.prefix(1).uppercased() + word.dropFirst() }
+                if next(40) == 0 { word = String(next(10_000)) }
+                out += word
+                out += w == length - 1 ? "" : (next(12) == 0 ? ", " : " ")
+            }
+            out += [". ", ". ", ". ", "? ", "! ", ".\n\n"][next(6)]
+        }
+        return out
     }
 
     /// Multiply-adds ×2 of the forward pass: linear layers, attention scores and

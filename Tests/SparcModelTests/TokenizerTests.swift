@@ -46,12 +46,12 @@ import Testing
         #expect(tied.prefix.isEmpty)
     }
 
-    @Test func splitsMatchThePatterns() {
-        let gpt2 = PreTokenizer(steps: [.byteLevel(addPrefixSpace: false, useRegex: true)])
+    @Test func splitsMatchThePatterns() throws {
+        let gpt2 = try PreTokenizer(steps: [.byteLevel(addPrefixSpace: false, useRegex: true)])
         #expect(gpt2.split("Hello  world's 123!!\n\n x") == ["Hello", " ", " world", "'s", " 123", "!!", "\n\n", " x"])
-        let smol = PreTokenizer(steps: [.digits(individual: true), .byteLevel(addPrefixSpace: false, useRegex: true)])
+        let smol = try PreTokenizer(steps: [.digits(individual: true), .byteLevel(addPrefixSpace: false, useRegex: true)])
         #expect(smol.split("in 2024") == ["in", " ", "2", "0", "2", "4"])
-        let llama3 = PreTokenizer(steps: [.split(.llama3)])
+        let llama3 = try PreTokenizer(steps: [.split(.llama3)])
         // `\s+(?!\S)` leaves the last space of a run to the word after it.
         #expect(llama3.split("HE'LL pay 12345 dollars.\n\n  ok") == ["HE", "'LL", " pay", " ", "123", "45", " dollars", ".\n\n", " ", " ok"])
     }
