@@ -18,6 +18,35 @@ extension Model {
                                     metadata: ["format": "pt"])
         try AtomicWrite.write(try JSONSerialization.data(withJSONObject: tokenizer.tokenizerJSON(), options: [.sortedKeys]),
                               to: url.appendingPathComponent("tokenizer.json").path)
+        for (name, object) in transformersFiles() {
+            try AtomicWrite.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
+                                  to: url.appendingPathComponent(name).path)
+        }
+    }
+
+    /// What transformers' `Auto*` classes read besides the weights: without
+    /// `tokenizer_config.json`, AutoTokenizer (4.x) builds the family's slow-tokenizer class
+    /// from `model_type` and Llama's prepends a new `<s>` (id = vocab size). Naming
+    /// `PreTrainedTokenizerFast` makes it take tokenizer.json as it is.
+    func transformersFiles() -> [(String, [String: Any])] {
+        func token(_ id: Int?) -> String? { id.flatMap { $0 < tokenizer.tokens.count ? tokenizer.tokens[$0] : nil } }
+        var specials: [String: Any] = [:]
+        if let b = token(tokenizer.bosTokenId ?? config.bosTokenId) { specials["bos_token"] = b }
+        if let e = token(tokenizer.eosTokenId ?? config.eosTokenIds.first) { specials["eos_token"] = e }
+        var tokenizerConfig = specials
+        tokenizerConfig["tokenizer_class"] = "PreTrainedTokenizerFast"
+        tokenizerConfig["model_max_length"] = config.maxPositions
+        tokenizerConfig["clean_up_tokenization_spaces"] = false
+        var added: [String: Any] = [:]
+        for t in tokenizer.addedTokens {
+            added[String(t.id)] = ["content": t.content, "special": t.special, "lstrip": t.lstrip, "rstrip": t.rstrip,
+                                   "single_word": t.singleWord, "normalized": t.normalized]
+        }
+        if !added.isEmpty { tokenizerConfig["added_tokens_decoder"] = added }
+        var generation: [String: Any] = ["_from_model_config": true]
+        config.specialTokensJSON(into: &generation)
+        return [("tokenizer_config.json", tokenizerConfig), ("special_tokens_map.json", specials),
+                ("generation_config.json", generation)]
     }
 
     /// Writes a GGUF v3 file (F32 tensors), with llama.cpp's names and q/k row order.
