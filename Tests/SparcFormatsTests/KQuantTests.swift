@@ -20,7 +20,13 @@ enum QuantFixture {
         return [UInt8](data[info.offset..<info.offset + info.byteCount])
     }
 
-    static func bits(_ xs: [Float]) -> [UInt32] { xs.map(\.bitPattern) }
+    /// nil when `got` equals `ref` bit for bit, else where and how they first differ.
+    static func mismatch(_ got: [Float], _ ref: [Float]) -> String? {
+        guard got.count == ref.count else { return "\(got.count) values, expected \(ref.count)" }
+        let bad = zip(got, ref).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
+        guard let first = bad.first else { return nil }
+        return "\(bad.count) of \(got.count) values differ; first at \(first.offset): \(first.element.0) vs \(first.element.1)"
+    }
 }
 
 @Suite struct KQuantTests {
@@ -35,7 +41,7 @@ enum QuantFixture {
             let ref = try file.tensor(name + ".ref")
             let got = try file.tensor(name)
             #expect(got.shape == ref.shape, "\(name)")
-            #expect(QuantFixture.bits(got.scalars) == QuantFixture.bits(ref.scalars), "\(name)")
+            #expect(QuantFixture.mismatch(got.scalars, ref.scalars) == nil, "\(name)")
         }
     }
 
@@ -53,13 +59,13 @@ enum QuantFixture {
             let got = try raw[b * blockBytes..<(b + 1) * blockBytes].withUnsafeBytes {
                 try Dequantize.decoded(type, $0, count: perBlock)
             }
-            #expect(QuantFixture.bits(got) == QuantFixture.bits(Array(ref[b * perBlock..<(b + 1) * perBlock])), "\(type) block \(b)")
+            #expect(QuantFixture.mismatch(got, Array(ref[b * perBlock..<(b + 1) * perBlock])) == nil, "\(type) block \(b)")
         }
         let tensorRaw = try QuantFixture.rawBytes(file, "\(type).tensor")
         let tensorRef = try file.tensor("\(type).tensor.ref").scalars
         #expect(tensorRef.count / perBlock >= 4)
         let whole = try tensorRaw.withUnsafeBytes { try Dequantize.decoded(type, $0, count: tensorRef.count) }
-        #expect(QuantFixture.bits(whole) == QuantFixture.bits(tensorRef))
+        #expect(QuantFixture.mismatch(whole, tensorRef) == nil, "\(type).tensor")
     }
 
     /// A tensor long enough to be split across threads (the fixture's blocks repeated 600
@@ -72,7 +78,7 @@ enum QuantFixture {
         let repeats = 600
         let big = [[UInt8]](repeating: raw, count: repeats).flatMap { $0 }
         let got = try big.withUnsafeBytes { try Dequantize.decoded(type, $0, count: ref.count * repeats) }
-        #expect(QuantFixture.bits(got) == QuantFixture.bits([[Float]](repeating: ref, count: repeats).flatMap { $0 }))
+        #expect(QuantFixture.mismatch(got, [[Float]](repeating: ref, count: repeats).flatMap { $0 }) == nil, "\(type)")
     }
 
     /// Ids and sizes as gguf-py's `GGMLQuantizationType` and `GGML_QUANT_SIZES` give them.
@@ -157,6 +163,23 @@ enum QuantFixture {
         #expect(t.shape == [2, 256] && t.scalars.allSatisfy { $0 == 0 })
     }
 
+    /// Corrupting the header or tensor directory of the k-quant fixture either fails to
+    /// open with an error or leaves tensors that all decode: never a trap.
+    @Test func flippedHeaderBytesNeverTrap() throws {
+        let good = try Data(contentsOf: URL(fileURLWithPath: QuantFixture.path))
+        let headerEnd = try GGUFFile(path: QuantFixture.path).tensors.map(\.offset).min()!
+        let path = NSTemporaryDirectory() + "sparc-kquant-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<300 {
+            var d = good
+            let at = Int(rng.next() % UInt64(headerEnd))
+            d[at] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+            try d.write(to: URL(fileURLWithPath: path))
+            if let f = try? GGUFFile(path: path) { for t in f.tensors { _ = try? f.tensor(t.name) } }
+        }
+    }
+
     /// Decode throughput of Q4_K and Q6_K on a 4M-element tensor; runs only with
     /// SPARC_BENCH_DEQUANT=1 (use `-c release`).
     @Test(.enabled(if: ProcessInfo.processInfo.environment["SPARC_BENCH_DEQUANT"] == "1"))
@@ -176,5 +199,18 @@ enum QuantFixture {
             }
             print("dequantise \(type): \(n) elements in \(String(format: "%.2f", best * 1e3)) ms = \(String(format: "%.2f", Double(n) / best / 1e9)) G elements/s (\(Parallel.threads) threads)")
         }
+    }
+}
+
+/// A small deterministic generator for the corruption test.
+private struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
