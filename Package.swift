@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "SparcPruningTests", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
         .testTarget(name: "SparcWorkflowsTests", dependencies: ["SparcWorkflows", "SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
         .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["scripts"]),
-        .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"]),
+        .testTarget(name: "SparcFormatsTests", dependencies: ["SparcFormats"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SparcModelTests",
             dependencies: ["SparcModel", "SparcFormats"],
