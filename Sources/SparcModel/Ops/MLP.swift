@@ -78,17 +78,11 @@ struct MLP: @unchecked Sendable {
     }
 }
 
-/// A copy of `count` floats as a tensor of `shape`.
+/// A copy of the floats at `p` as a tensor of `shape` (one allocation, no zeroing pass).
 func copy(_ p: UnsafePointer<Float>, _ shape: [Int]) -> Tensor {
-    Tensor(unsafeUninitializedShape: shape).filled(from: p)
-}
-
-extension Tensor {
-    func filled(from p: UnsafePointer<Float>) -> Tensor {
-        var t = self
-        t.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: p, count: $0.count) }
-        return t
-    }
+    var t = Tensor(unsafeUninitializedShape: shape)
+    t.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: p, count: $0.count) }
+    return t
 }
 
 /// Element-wise non-linearities, forward and backward, vectorised 16 lanes at a time.
