@@ -63,7 +63,7 @@ final class REPL {
     }
 
     private func needsMoreInput(_ text: String) -> Bool {
-        do { _ = try Parser.parse(Source(name: "<stdin>", text: text)); return false }
+        do { try interpreter.checkSyntax(Source(name: "<stdin>", text: text)); return false }
         catch let e as SparcError { return e.needsMoreInput && !text.hasSuffix("\n\n") }
         catch { return false }
     }
@@ -72,8 +72,9 @@ final class REPL {
         entryNumber += 1
         Interrupt.clear()
         do {
-            let value = try interpreter.run(Source(name: "<stdin>", text: text))
-            if case .null = value {} else { print(value.repr) }
+            var value = try interpreter.run(Source(name: "<stdin>", text: text))
+            // Rendered and freed on the interpreter's stack: the value may be deeply nested.
+            if let shown = interpreter.display(&value) { print(shown) }
         } catch {
             FileHandle.standardError.write("\(error)\n".data(using: .utf8)!)
         }

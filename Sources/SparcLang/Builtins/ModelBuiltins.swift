@@ -39,7 +39,7 @@ enum ModelBuiltins {
             }
             let temperature = try a.number("temperature")
             let sampling: Sampling = temperature > 0
-                ? .sample(temperature: temperature, topK: try a.optionalInt("top_k"), topP: try a.optionalNumber("top_p"),
+                ? .sample(temperature: temperature, topK: try a.optionalInt("top_k", in: 1...wholeNumberRange.upperBound), topP: try a.optionalNumber("top_p"),
                           seed: UInt64(bitPattern: Int64(try a.int("seed"))))
                 : .greedy
             let maxTokens = try a.int("max_tokens")

@@ -12,8 +12,21 @@ public final class Environment: @unchecked Sendable {
 
     init(parent: Environment?) { self.parent = parent }
 
+    /// A scope's values are freed through `Teardown`, so that deeply nested values and
+    /// long chains of closures do not overflow the stack when they die.
+    deinit {
+        guard !bindings.isEmpty else { return }
+        var values = bindings.values.map(\.value)
+        bindings = [:]
+        Teardown.release(&values)
+    }
+
     func define(_ name: String, _ value: Value, mutable: Bool) {
-        if bindings.updateValue(Binding(value: value, mutable: mutable), forKey: name) == nil { order.append(name) }
+        if var old = bindings.updateValue(Binding(value: value, mutable: mutable), forKey: name)?.value {
+            Teardown.release(&old)
+        } else {
+            order.append(name)
+        }
     }
 
     func lookup(_ name: String) -> Value? {
@@ -30,9 +43,11 @@ public final class Environment: @unchecked Sendable {
     func assign(_ name: String, _ value: Value) -> AssignResult {
         var env: Environment? = self
         while let e = env {
-            if let b = e.bindings[name] {
-                guard b.mutable else { return .immutable }
+            if let mutable = e.bindings[name]?.mutable {
+                guard mutable else { return .immutable }
+                var old = e.bindings[name]!.value
                 e.bindings[name]!.value = value
+                Teardown.release(&old)
                 return .done
             }
             env = e.parent
