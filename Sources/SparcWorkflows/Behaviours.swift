@@ -74,7 +74,16 @@ public struct WordListScorer: TextScorer, Sendable {
 /// one line per text on stdout, a number or an object with a numeric "score".
 public struct CommandScorer: TextScorer, Sendable {
     public let command: String
-    public init(command: String) { self.command = command }
+    /// Seconds the scorer may run before it is stopped and an error reported.
+    public let timeout: Double
+
+    public init(command: String, timeout: Double = 600) {
+        self.command = command
+        self.timeout = timeout
+    }
+
+    /// Most of stderr kept for the error message (its end, where the reason usually is).
+    static let stderrKept = 64 << 10
 
     public func scores(_ texts: [String]) throws -> [Double] {
         let p = Process()
@@ -103,14 +112,29 @@ public struct CommandScorer: TextScorer, Sendable {
             try? input.fileHandleForWriting.close()
         }
         writer.start()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        // stdout and stderr are drained at the same time: a scorer that fills the stderr
+        // pipe (64 KB) while we wait for stdout's end would otherwise block forever.
+        let outLimit = max(64 << 20, texts.count * 1024)
+        let out = PipeReader(output.fileHandleForReading, keep: .head(outLimit))
+        let err = PipeReader(errors.fileHandleForReading, keep: .tail(CommandScorer.stderrKept))
+        let finished = out.wait(until: Date() + timeout) && err.wait(until: Date() + 1)
+        if !finished || out.overflowed {
+            p.terminate()
+            // A scorer that ignores SIGTERM gets SIGKILL a moment later.
+            let pid = p.processIdentifier
+            if !out.wait(until: Date() + 2) || !err.wait(until: Date() + 1) { kill(pid, SIGKILL) }
+            try? output.fileHandleForReading.close()
+            try? errors.fileHandleForReading.close()
+            throw WorkflowError.invalid(out.overflowed
+                ? "the scorer `\(command)` wrote more than \(outLimit >> 20) MiB for \(texts.count) texts; stopped it"
+                : "the scorer `\(command)` did not finish within \(Int(timeout)) s; stopped it")
+        }
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = String(decoding: err.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw WorkflowError.invalid("the scorer `\(command)` failed with status \(p.terminationStatus)\(message.isEmpty ? "" : ": " + message)")
         }
-        let answers = String(decoding: out, as: UTF8.self).split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
+        let answers = String(decoding: out.data, as: UTF8.self).split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
         guard answers.count == texts.count else {
             throw WorkflowError.invalid("the scorer `\(command)` answered \(answers.count) lines for \(texts.count) texts")
         }
@@ -122,4 +146,49 @@ public struct CommandScorer: TextScorer, Sendable {
             throw WorkflowError.invalid("the scorer `\(command)` answered line \(i + 1) with \(line.prefix(80)); expected a number or {\"score\": number}")
         }
     }
+}
+
+/// Reads a pipe to its end on a thread of its own, keeping its first or last bytes.
+final class PipeReader: @unchecked Sendable {
+    enum Keep { case head(Int), tail(Int) }
+
+    private let lock = NSLock()
+    private var buffer = Data()
+    private var exceeded = false
+    private let done = DispatchSemaphore(value: 0)
+    private var finished = false
+
+    init(_ handle: FileHandle, keep: Keep) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData  // empty at end of file (or once closed)
+                if chunk.isEmpty { break }
+                lock.lock()
+                buffer.append(chunk)
+                switch keep {
+                case .head(let n):
+                    if buffer.count > n { exceeded = true; buffer = buffer.prefix(n) }
+                case .tail(let n):
+                    if buffer.count > n { buffer = buffer.suffix(n) }
+                }
+                let stop = exceeded
+                lock.unlock()
+                if stop { break }
+            }
+            done.signal()
+        }
+    }
+
+    /// Whether the pipe reached its end (or the head limit) by `deadline`.
+    func wait(until deadline: Date) -> Bool {
+        lock.lock()
+        if finished { lock.unlock(); return true }
+        lock.unlock()
+        let ok = done.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .success
+        if ok { lock.lock(); finished = true; lock.unlock() }
+        return ok
+    }
+
+    var data: Data { lock.lock(); defer { lock.unlock() }; return buffer }
+    var overflowed: Bool { lock.lock(); defer { lock.unlock() }; return exceeded }
 }

@@ -20,8 +20,26 @@ final class REPL {
     ]
 
     init() {
-        let env = ProcessInfo.processInfo.environment
-        historyPath = env["SPARC_HISTORY"] ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.sparc_history")
+        historyPath = REPL.historyPath(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// `SPARC_HISTORY`, else `$HOME/.sparc_history`, else the account's home directory
+    /// (Foundation's home directory comes from the password database and ignores $HOME).
+    static func historyPath(environment env: [String: String]) -> String {
+        if let path = env["SPARC_HISTORY"], !path.isEmpty { return path }
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.homeDirectoryForCurrentUser.path
+        return URL(fileURLWithPath: home).appendingPathComponent(".sparc_history").path
+    }
+
+    /// Writes the history to a temporary file beside it and renames that over it, so a
+    /// crash or a second sparc writing at the same time never leaves a truncated file.
+    private func saveHistory() {
+        let temp = historyPath + ".tmp-\(getpid())"
+        if sparc_editline_write_history(temp) == 0 {
+            if rename(temp, historyPath) != 0 { unlink(temp) }
+        } else {
+            unlink(temp)
+        }
     }
 
     func run() -> Int32 {
@@ -48,7 +66,7 @@ final class REPL {
             free(raw)
             if !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 sparc_editline_add_history(line)
-                _ = sparc_editline_write_history(historyPath)
+                saveHistory()
             }
             if pending.isEmpty && line.trimmingCharacters(in: .whitespaces).hasPrefix(":") {
                 if !command(line.trimmingCharacters(in: .whitespaces)) { return 0 }

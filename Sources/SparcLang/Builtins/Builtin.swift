@@ -86,6 +86,13 @@ public struct Arguments {
 
     public func optionalNumber(_ name: String) throws -> Double? { isGiven(name) ? try number(name) : nil }
 
+    /// A sampling temperature: 0 (greedy) or more, finite.
+    func temperature() throws -> Double {
+        let t = try number("temperature")
+        guard t.isFinite, t >= 0 else { throw SparcError(.value, "\(builtin.name): temperature must be a finite number ≥ 0, got \(formatNumber(t))") }
+        return t
+    }
+
     public func string(_ name: String) throws -> String {
         guard case .string(let s) = self[name] else { throw fail(name, "a string", self[name]) }
         return s
@@ -142,7 +149,8 @@ func wholeNumber(_ n: Double, _ what: String, in range: ClosedRange<Int> = whole
     }
     let lo = max(range.lowerBound, wholeNumberRange.lowerBound), hi = min(range.upperBound, wholeNumberRange.upperBound)
     guard n >= Double(lo), n <= Double(hi) else {
-        let bounds = hi == wholeNumberRange.upperBound ? "at least \(lo)" : lo == hi ? "\(lo)" : "in \(lo)...\(hi)"
+        let bounds = hi < wholeNumberRange.upperBound ? (lo == hi ? "\(lo)" : "in \(lo)...\(hi)")
+                   : n < Double(lo) ? "at least \(lo)" : "at most 2^53"
         throw SparcError(.value, "\(what) must be \(bounds), got \(formatNumber(n))")
     }
     return Int(n)

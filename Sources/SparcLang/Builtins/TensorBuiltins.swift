@@ -21,7 +21,10 @@ enum TensorBuiltins {
             guard step != 0 else { throw SparcError(.value, "arange: step must not be 0") }
             // The quotient of finite numbers can still overflow to inf (arange(-1e308, 1e308)).
             let steps = max(0, ((hi - lo) / step).rounded(.up))
-            let n = try wholeNumber(steps.isFinite ? steps : .infinity, "arange: the number of elements", in: 0...wholeNumberRange.upperBound)
+            guard steps <= Double(Tensor.allocationLimit / MemoryLayout<Float>.stride) else {
+                throw SparcError(.value, "arange: \(formatNumber(steps)) elements need more than the \(Tensor.formatBytes(Tensor.allocationLimit)) allowed for one tensor")
+            }
+            let n = Int(steps)
             return .tensor(try Tensor(checkedShape: [n]) { p in for i in 0..<n { p[i] = Float(lo + Double(i) * step) } })
         },
         Builtin("rand", variadic: true, keywordOnly: [Parameter("seed", default: .number(0))],

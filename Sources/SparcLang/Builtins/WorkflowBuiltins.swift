@@ -78,11 +78,13 @@ enum WorkflowBuiltins {
             guard n >= 1 else { throw SparcError(.value, "repetition: n must be at least 1") }
             return .number(xs.map { Repetition.rate($0, n: n) }.reduce(0, +) / Double(xs.count))
         },
-        Builtin("toxicity", [Parameter("texts"), Parameter("words", default: .null), Parameter("command", default: .null)],
+        Builtin("toxicity", [Parameter("texts"), Parameter("words", default: .null), Parameter("command", default: .null),
+                             Parameter("timeout", default: .number(600))],
                 summary: "Mean toxicity score of the texts: flagged by a word list (default), or scored by an external command.",
                 help: """
                     words: a word-list file (one word or phrase per line); default: better-profanity's list, installed by
-                    `sparc install profanity`. command: a program that reads JSON lines {"text": …} and writes one score per line.
+                    `sparc install profanity`. command: a program that reads JSON lines {"text": …} and writes one score per line;
+                    it is stopped after timeout seconds.
                     """) { a in
             let xs = try texts(a["texts"], context: "toxicity")
             let s = try scorer(a).scores(xs)
@@ -100,7 +102,7 @@ enum WorkflowBuiltins {
             let prompts = try texts(a["prompts"], context: "harvest")
             // Each sample is a generation: more than 10,000 per prompt is a mistake, not a plan.
             let maxTokens = try a.int("max_tokens", in: 0...wholeNumberRange.upperBound), samples = try a.int("samples", in: 1...10_000)
-            let temperature = try a.number("temperature")
+            let temperature = try a.temperature()
             guard samples == 1 || temperature > 0 else { throw SparcError(.value, "harvest: several samples per prompt need temperature > 0 (greedy gives one continuation)") }
             let seed = try a.int("seed")
             let bar = ProgressBar("harvest", total: prompts.count * samples)
@@ -234,7 +236,11 @@ enum WorkflowBuiltins {
     }
 
     static func scorer(_ a: Arguments) throws -> TextScorer {
-        if a.isGiven("command") { return CommandScorer(command: try a.string("command")) }
+        if a.isGiven("command") {
+            let timeout = try a.number("timeout")
+            guard timeout > 0, timeout <= 1e6 else { throw SparcError(.value, "toxicity: timeout must be in (0, 1000000] seconds, got \(formatNumber(timeout))") }
+            return CommandScorer(command: try a.string("command"), timeout: timeout)
+        }
         let path: String
         if a.isGiven("words") { path = try a.string("words") } else {
             path = ModelRegistry.path(of: ModelRegistry.installable(named: "profanity")!)
