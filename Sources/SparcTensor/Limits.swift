@@ -80,6 +80,10 @@ extension Tensor {
         precondition(rank == 2 && other.rank == 2 && shape[1] == other.shape[0],
                      "matmul shapes \(shape) and \(other.shape) do not agree")
         _ = try Tensor.checkedElementCount([shape[0], other.shape[1]])
+        // OpenBLAS takes 32-bit sizes (reachable only with a raised allocation limit).
+        guard [shape[0], shape[1], other.shape[1]].allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw TensorError.shapeOverflow(shape: [shape[0], shape[1], other.shape[1]])
+        }
         return matmul(other)
     }
 }

@@ -127,7 +127,7 @@ public struct CommandScorer: TextScorer, Sendable {
             try? errors.fileHandleForReading.close()
             throw WorkflowError.invalid(out.overflowed
                 ? "the scorer `\(command)` wrote more than \(outLimit >> 20) MiB for \(texts.count) texts; stopped it"
-                : "the scorer `\(command)` did not finish within \(Int(timeout)) s; stopped it")
+                : "the scorer `\(command)` did not finish within \(String(format: "%g", timeout)) s; stopped it")
         }
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {

@@ -77,7 +77,8 @@ public enum Charts {
             let label = i < rowLabels.count ? rowLabels[i] : ""
             svg += "\n<text x=\"\(f(left - 6))\" y=\"\(f(top + (Double(i) + 0.7) * cell))\" text-anchor=\"end\" font-size=\"11\">\(escape(label))</text>"
             for (j, v) in row.enumerated() {
-                let t = span > 0 && v.isFinite ? max(0, min(1, (v - low) / span)) : 1
+                let q = (v - low) / span
+                let t = span > 0 && q.isFinite ? max(0, min(1, q)) : 1  // NaN or inf would trap in Int() below
                 let r = Int(255 - 100 * t), gb = Int(255 * (1 - t))  // white → dark red
                 svg += "<rect x=\"\(f(left + Double(j) * cell))\" y=\"\(f(top + Double(i) * cell))\" width=\"\(f(cell - 1))\" height=\"\(f(cell - 1))\" fill=\"rgb(\(r),\(gb),\(gb))\"><title>\(escape(label)) \(escape(j < columnLabels.count ? columnLabels[j] : "")): \(String(format: "%.4g", v))</title></rect>"
             }

@@ -90,9 +90,12 @@ func editDistance(_ a: String, _ b: String) -> Int {
 
 /// The closest candidate within a small edit distance, if any.
 public func suggestion(for name: String, among candidates: [String]) -> String? {
+    // The distance table is name × candidate: long names (a generated record key) would
+    // make it gigabytes, and are not typos anyway.
+    guard name.count <= 64 else { return nil }
     let limit = name.count <= 2 ? 0 : (name.count <= 4 ? 1 : Swift.max(2, name.count / 3))
     var best: (name: String, distance: Int)? = nil
-    for c in candidates where c != name {
+    for c in candidates where c != name && Swift.abs(c.count - name.count) <= limit {
         if limit == 0 && c.lowercased() != name.lowercased() { continue }
         let d = editDistance(name.lowercased(), c.lowercased())
         guard d <= limit else { continue }

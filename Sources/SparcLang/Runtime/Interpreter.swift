@@ -484,10 +484,30 @@ public final class Interpreter: @unchecked Sendable {
     }
 }
 
+/// The largest script or text file read whole (`text`, `lines`, `import`).
+let maxTextFileBytes = 1 << 30
+
 /// Reads a UTF-8 source file; invalid UTF-8 is an error, not replacement characters.
 public func readSourceFile(_ path: String) -> Result<String, SparcError> {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        return .failure(SparcError(.runtime, "cannot read \(path)"))
+    // Files and pipes (`sparc <(…)`) are read, to at most maxTextFileBytes; devices such
+    // as /dev/zero never end and directories are not text.
+    var info = stat()
+    guard stat(path, &info) == 0 else { return .failure(SparcError(.runtime, "cannot read \(path)")) }
+    let kind = info.st_mode & S_IFMT
+    guard kind == S_IFREG || kind == S_IFIFO else {
+        return .failure(SparcError(.runtime, "cannot read \(path): not a regular file"))
+    }
+    guard let handle = FileHandle(forReadingAtPath: path) else { return .failure(SparcError(.runtime, "cannot read \(path)")) }
+    defer { try? handle.close() }
+    var data = Data()
+    while true {
+        let next: Data?
+        do { next = try handle.read(upToCount: 1 << 20) } catch { return .failure(SparcError(.runtime, "cannot read \(path): \(error)")) }
+        guard let chunk = next, !chunk.isEmpty else { break }  // end of file
+        data.append(chunk)
+        if data.count > maxTextFileBytes {
+            return .failure(SparcError(.value, "\(path) is larger than the \(Tensor.formatBytes(maxTextFileBytes)) a text file may have"))
+        }
     }
     guard let text = String(validating: data, as: UTF8.self) else {
         return .failure(SparcError(.value, "\(path) is not valid UTF-8 text"))

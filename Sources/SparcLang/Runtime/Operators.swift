@@ -5,6 +5,11 @@ import SparcTensor
 /// work elementwise with a scalar broadcast or an equal shape; `@` is the matrix product;
 /// comparisons of tensors give 0/1 tensors; `|`, `&`, `~` are logical on bools and 0/1 tensors.
 enum Operators {
+    /// Caps on values built by repeated doubling (`x = x + x` in a loop), which would
+    /// otherwise end in a failed allocation, a trap: the sizes range() and tensors allow.
+    static let maxListCount = 50_000_000
+    static let maxStringBytes = 1 << 30
+
     static func unary(_ op: String, _ v: Value) -> Result<Value, SparcError> {
         switch (op, v) {
         case ("-", .number(let n)): return .success(.number(-n))
@@ -24,7 +29,11 @@ enum Operators {
             if let r = numeric(op, x, y) { return .success(r) }
         case (.string(let x), .string(let y)):
             switch op {
-            case "+": return .success(.string(x + y))
+            case "+":
+                guard x.utf8.count + y.utf8.count <= maxStringBytes else {
+                    return .failure(SparcError(.value, "+ would make a string of \(Tensor.formatBytes(x.utf8.count + y.utf8.count)), more than the \(Tensor.formatBytes(maxStringBytes)) allowed"))
+                }
+                return .success(.string(x + y))
             case "<": return .success(.bool(x < y))
             case "<=": return .success(.bool(x <= y))
             case ">": return .success(.bool(x > y))
@@ -32,6 +41,9 @@ enum Operators {
             default: break
             }
         case (.list(let x), .list(let y)) where op == "+":
+            guard x.count + y.count <= maxListCount else {
+                return .failure(SparcError(.value, "+ would make a list of \(x.count + y.count) items, more than the \(maxListCount) allowed"))
+            }
             return .success(.list(x + y))
         case (.bool(let x), .bool(let y)) where op == "|" || op == "&":
             return .success(.bool(op == "|" ? x || y : x && y))
