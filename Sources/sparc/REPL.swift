@@ -150,7 +150,7 @@ final class REPL {
 
     private func help(for name: String) -> String {
         if let b = interpreter.builtins[name] {
-            let help = b.help.split(separator: "\n", omittingEmptySubsequences: false).map { "\n  " + $0 }.joined()
+            let help = b.help.isEmpty ? "" : b.help.split(separator: "\n", omittingEmptySubsequences: false).map { "\n  " + $0 }.joined()
             return b.signature + "\n  " + b.summary + help
         }
         if let c = REPL.commands.first(where: { $0.name == name || $0.name == ":" + name }) { return "\(c.name): \(c.summary)" }

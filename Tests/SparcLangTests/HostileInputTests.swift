@@ -54,6 +54,15 @@ import SparcTensor
         #expect(r.out.hasPrefix("[[[[") && r.out.contains("…"))
         let g = try runBinary(["-e", "fn f() { var x = []; for i in range(100000) { x = [x] }; [x] }; f()"])
         #expect(g.status == 0, "\(g.err)")
+        // Freed when the interpreter dies, on the main thread's small stack: nested lists,
+        // records and closure chains, a few times over (which thread frees last varies).
+        for code in ["var x = []; for i in range(300000) { x = [x] }; 1", "var x = {}; for i in range(300000) { x = {a: x} }; 1",
+                     "var f = fn() => 0; for i in range(300000) { let g = f; f = fn() => g() }; 1"] {
+            for _ in 0..<3 {
+                let r = try runBinary(["-e", code])
+                #expect(r.status == 0 && r.out == "1\n", "\(code): \(r.err.prefix(300))")
+            }
+        }
     }
 
     @Test func deepUserRecursionIsAnErrorNotASegfault() {
@@ -163,6 +172,24 @@ import SparcTensor
         #expect(try Session().eval("len(\"\u{301}abc\")") == "4")
         #expect(try Session().eval("\"\u{301}\" + \"x\"") == "\"\u{301}x\"")
         #expect(try Session().eval("let cafe\u{301} = 1\ncafe\u{301} + 1") == "2")
+    }
+
+    // MARK: files
+
+    @Test func devicesAreNeitherReadNorReplaced() {
+        let s = Session()
+        #expect(s.error("text(\"/dev/zero\")").contains("cannot read /dev/zero: not a regular file"))
+        #expect(s.error("lines(\"/\")").contains("cannot read /: not a regular file"))
+        // Writes go through a rename, which would replace the device itself.
+        #expect(s.error("save(zeros(2), \"/dev/null\")").contains("save: /dev/null is a device, socket or pipe, not a file to write"))
+        #expect(s.error("plot({a: [[1, 2]]}, \"/dev/null\")").contains("plot: /dev/null is a device, socket or pipe, not a file to write"))
+        var info = stat()
+        #expect(stat("/dev/null", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR)
+    }
+
+    @Test func scriptsFromPipesRun() throws {
+        let r = try runBinary(["/dev/stdin"], stdin: "print(\"from a pipe\")\n")
+        #expect(r.status == 0 && r.out == "from a pipe\n", "\(r.err)")
     }
 
     // MARK: error conversion

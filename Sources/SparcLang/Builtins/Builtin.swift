@@ -1,3 +1,4 @@
+import Foundation
 import SparcModel
 import SparcTensor
 
@@ -96,6 +97,21 @@ public struct Arguments {
     public func string(_ name: String) throws -> String {
         guard case .string(let s) = self[name] else { throw fail(name, "a string", self[name]) }
         return s
+    }
+
+    /// A path to write to. Files are written beside the target and renamed over it, which
+    /// would replace a device (`save(x, "/dev/null")` run as root): only new paths,
+    /// regular files and folders are accepted.
+    func outputPath(_ name: String) throws -> String {
+        let path = try string(name)
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            let kind = info.st_mode & S_IFMT
+            guard kind == S_IFREG || kind == S_IFDIR || kind == S_IFLNK else {
+                throw SparcError(.value, "\(builtin.name): \(path) is a device, socket or pipe, not a file to write")
+            }
+        }
+        return path
     }
 
     public func bool(_ name: String) throws -> Bool {

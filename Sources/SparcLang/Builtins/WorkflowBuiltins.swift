@@ -164,7 +164,7 @@ enum WorkflowBuiltins {
             }
             let svg = Charts.lines(series, title: try a.string("title"), xLabel: xField, yLabel: yField,
                                    logX: try a.bool("log_x"), logY: try a.bool("log_y"))
-            return .string(try writeSVG(svg, try a.string("path")))
+            return .string(try writeSVG(svg, try a.outputPath("path")))
         },
         Builtin("draw", [Parameter("mask"), Parameter("path"), Parameter("m", default: .null), Parameter("by", default: .string("component")),
                          Parameter("title", default: .string(""))],
@@ -179,7 +179,7 @@ enum WorkflowBuiltins {
             let title = try a.string("title")
             let svg = Charts.heatmap(table.values, rowLabels: table.rowLabels, columnLabels: table.columnLabels,
                                      title: title.isEmpty ? "\(mask.granularity.rawValue) mask: \(mask.count) selected" : title)
-            return .string(try writeSVG(svg, try a.string("path")))
+            return .string(try writeSVG(svg, try a.outputPath("path")))
         },
         Builtin("composition", [Parameter("mask"), Parameter("m"), Parameter("by", default: .string("component"))],
                 summary: "The fractions draw() shows, as a record {rows, columns, values}.") { a in

@@ -71,21 +71,30 @@ public final class Interpreter: @unchecked Sendable {
     /// The lowest stack address evaluation may reach on the running thread (0: no guard).
     private var stackFloor: UInt = 0
 
+    /// Where the large-stack thread leaves its result. The caller takes it out, so the
+    /// thread's closure (released on whichever thread lets go of it last) holds no value:
+    /// a deeply nested one freed on the caller's small stack would overflow it.
+    private final class Outcome<T>: @unchecked Sendable {
+        var result: Result<T, Error>?
+    }
+
     private func onLargeStack<T>(_ body: @escaping () throws -> T) throws -> T {
         // The caller blocks until the thread is done, so handing `body` over is safe.
-        nonisolated(unsafe) var result: Result<T, Error>!
         nonisolated(unsafe) let work = body
+        let outcome = Outcome<T>()
         let done = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             let saved = stackFloor
             stackFloor = currentStackAddress() - UInt(Interpreter.stackSize - Interpreter.stackReserve)
-            result = Result { try work() }
+            outcome.result = Result { try work() }
             stackFloor = saved
             done.signal()
         }
         thread.stackSize = Interpreter.stackSize
         thread.start()
         done.wait()
+        guard let result = outcome.result else { throw SparcError(.runtime, "internal error: the evaluation thread gave no result") }
+        outcome.result = nil
         return try result.get()
     }
 

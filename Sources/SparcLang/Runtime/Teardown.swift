@@ -42,32 +42,40 @@ public enum Teardown {
         if q.running { return }
         q.running = true
         defer { q.running = false }
-        while var v = q.pending.popLast() {
+        while !q.pending.isEmpty {
+            // Not `while var v = popLast()`, and the storage is copied out before `v` is
+            // dropped after the switch: a debug build keeps copies of such temporaries
+            // (the optional, the switched-on value) alive, which makes storage look shared.
+            var v = q.pending.removeLast()
+            var items: [Value] = [], fields: [String: Value] = [:]
             switch v {
-            case .list(var items):
-                v = .null
-                if isUnique(&items) { q.pending.append(contentsOf: items.lazy.filter(\.canNest)); items = [] }
-            case .record(var r):
-                v = .null
-                var fields = r.fields
-                r = Record()
-                if isUnique(&fields) { q.pending.append(contentsOf: fields.values.lazy.filter(\.canNest)); fields = [:] }
-            default:
-                break  // a function's scope, if it dies now, hands its bindings back to this loop
+            case .list(let l): items = l
+            case .record(let r): fields = r.fields
+            default: break  // a function's scope, if it dies now, hands its bindings back to this loop
             }
+            v = .null
+            if !items.isEmpty, isUnique(&items) { q.pending.append(contentsOf: items.lazy.filter(\.canNest)) }
+            if !fields.isEmpty, isUnique(&fields) { q.pending.append(contentsOf: fields.values.lazy.filter(\.canNest)) }
+            // `items` and `fields` die here: one level, their elements now on the list.
         }
     }
 
     /// Whether an array's or dictionary's storage is referenced only by `storage`.
-    /// Both are a single reference to a native storage object (stable ABI), which can be
-    /// checked in place; anything else counts as shared and is not descended into.
+    /// Both are a single reference to a native storage object (stable ABI); its strong
+    /// count is read in place, without retaining it. (`isKnownUniquelyReferenced` on the
+    /// storage rebound as AnyObject answered false for storage counted once, in debug
+    /// builds, which left the teardown recursive.) Anything else counts as shared and is
+    /// not descended into.
     private static func isUnique<T>(_ storage: inout T) -> Bool {
-        guard MemoryLayout<T>.size == MemoryLayout<AnyObject>.size else { return false }
-        return withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: AnyObject.self, capacity: 1) { isKnownUniquelyReferenced(&$0.pointee) }
-        }
+        guard MemoryLayout<T>.size == MemoryLayout<UnsafeRawPointer>.size else { return false }
+        let object = withUnsafeBytes(of: &storage) { $0.load(as: UnsafeRawPointer.self) }
+        return swiftRetainCount(object) == 1
     }
 }
+
+/// The Swift runtime's strong reference count of a native object (exported C function).
+@_silgen_name("swift_retainCount")
+private func swiftRetainCount(_ object: UnsafeRawPointer) -> Int
 
 extension Value {
     /// Whether freeing this value can free other values (and so recurse).
@@ -78,3 +86,4 @@ extension Value {
         }
     }
 }
+
