@@ -182,8 +182,10 @@ final class Completion: @unchecked Sendable {
 
     func candidates(line: String, start: Int, end: Int) -> [String] {
         let chars = Array(line)
-        let word = String(chars[min(start, chars.count)..<min(end, chars.count)])
-        let before = String(chars[..<min(start, chars.count)])
+        // Offsets come from libedit in bytes; clamp them so no range can be inverted.
+        let lo = max(0, min(start, chars.count)), hi = max(lo, min(end, chars.count))
+        let word = String(chars[lo..<hi])
+        let before = String(chars[..<lo])
         guard let interpreter else { return [] }
         if before.trimmingCharacters(in: .whitespaces).isEmpty && word.hasPrefix(":") {
             return REPL.commands.map(\.name).filter { $0.hasPrefix(word) }

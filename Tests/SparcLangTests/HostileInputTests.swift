@@ -172,6 +172,7 @@ import SparcTensor
         #expect(try Session().eval("len(\"\u{301}abc\")") == "4")
         #expect(try Session().eval("\"\u{301}\" + \"x\"") == "\"\u{301}x\"")
         #expect(try Session().eval("let cafe\u{301} = 1\ncafe\u{301} + 1") == "2")
+        #expect(try Session().eval("\u{00A0}1 +\u{2003}2") == "3")  // no-break and em spaces
     }
 
     // MARK: files

@@ -14,13 +14,20 @@ public enum Teardown {
         var running = false
     }
 
-    private static let key = "sparc.teardown"
+    /// The work list of the current thread (a pthread key: scopes die on every call and
+    /// loop iteration, and Foundation's thread dictionary cost a microsecond each time).
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { p in
+            if let p { Unmanaged<Queue>.fromOpaque(p).release() }
+        }
+        return key
+    }()
 
     private static var queue: Queue {
-        let dict = Thread.current.threadDictionary
-        if let q = dict[key] as? Queue { return q }
+        if let p = pthread_getspecific(key) { return Unmanaged<Queue>.fromOpaque(p).takeUnretainedValue() }
         let q = Queue()
-        dict[key] = q
+        pthread_setspecific(key, Unmanaged.passRetained(q).toOpaque())
         return q
     }
 

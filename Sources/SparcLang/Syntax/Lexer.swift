@@ -69,7 +69,8 @@ struct Lexer {
 
     private mutating func skipSpaceAndComments() {
         while i < chars.count {
-            if chars[i] == " " || chars[i] == "\t" || chars[i] == "\r" { advance() }
+            // Any horizontal space (a no-break space pasted from a web page, too).
+            if chars[i] == "\r" || (chars[i].isWhitespace && !chars[i].isNewline) { advance() }
             else if chars[i] == "#" { while i < chars.count && chars[i] != "\n" { advance() } }
             else { return }
         }
