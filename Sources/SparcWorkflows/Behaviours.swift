@@ -85,6 +85,18 @@ public struct CommandScorer: TextScorer, Sendable {
     /// Most of stderr kept for the error message (its end, where the reason usually is).
     static let stderrKept = 64 << 10
 
+    /// The processes whose parent is `pid` (from /proc; none where there is no /proc).
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> Int32? in
+            guard let child = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // "pid (command) state ppid …": the command may hold spaces and parentheses.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+        }
+    }
+
     public func scores(_ texts: [String]) throws -> [Double] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -119,10 +131,11 @@ public struct CommandScorer: TextScorer, Sendable {
         let err = PipeReader(errors.fileHandleForReading, keep: .tail(CommandScorer.stderrKept))
         let finished = out.wait(until: Date() + timeout) && err.wait(until: Date() + 1)
         if !finished || out.overflowed {
-            p.terminate()
-            // A scorer that ignores SIGTERM gets SIGKILL a moment later.
+            // SIGKILL: a scorer stuck this long may well ignore SIGTERM (or have it blocked).
+            // The shell's children go too: they hold the pipes open.
             let pid = p.processIdentifier
-            if !out.wait(until: Date() + 2) || !err.wait(until: Date() + 1) { kill(pid, SIGKILL) }
+            for child in CommandScorer.children(of: pid) { kill(child, SIGKILL) }
+            kill(pid, SIGKILL)
             try? output.fileHandleForReading.close()
             try? errors.fileHandleForReading.close()
             throw WorkflowError.invalid(out.overflowed
