@@ -64,6 +64,8 @@ extension Tensor {
                      "matmul shapes \(shape) and \(other.shape) do not agree")
         let m = shape[0], k = shape[1], n = other.shape[1]
         var out = Tensor(zeros: [m, n])
+        // Nothing to multiply (and an empty operand may have no buffer worth pointing into).
+        if m == 0 || n == 0 || k == 0 { return out }
         withUnsafeBufferPointer { a in
             other.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { c in

@@ -82,7 +82,10 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         try fill(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
     }
 
-    public static func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+    /// The product of the dimensions (0 if any is 0, before multiplying the others, so an
+    /// empty shape with huge dimensions cannot overflow). Traps on overflow: sizes from
+    /// outside go through `checkedElementCount` first.
+    public static func elementCount(_ shape: [Int]) -> Int { shape.contains(0) ? 0 : shape.reduce(1, *) }
 
     /// The same elements viewed with another shape (no copy).
     public func reshaped(_ newShape: [Int]) -> Tensor {

@@ -74,7 +74,28 @@ public struct WordListScorer: TextScorer, Sendable {
 /// one line per text on stdout, a number or an object with a numeric "score".
 public struct CommandScorer: TextScorer, Sendable {
     public let command: String
-    public init(command: String) { self.command = command }
+    /// Seconds the scorer may run before it is stopped and an error reported.
+    public let timeout: Double
+
+    public init(command: String, timeout: Double = 600) {
+        self.command = command
+        self.timeout = timeout
+    }
+
+    /// Most of stderr kept for the error message (its end, where the reason usually is).
+    static let stderrKept = 64 << 10
+
+    /// The processes whose parent is `pid` (from /proc; none where there is no /proc).
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> Int32? in
+            guard let child = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // "pid (command) state ppid …": the command may hold spaces and parentheses.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+        }
+    }
 
     public func scores(_ texts: [String]) throws -> [Double] {
         let p = Process()
@@ -103,14 +124,30 @@ public struct CommandScorer: TextScorer, Sendable {
             try? input.fileHandleForWriting.close()
         }
         writer.start()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        // stdout and stderr are drained at the same time: a scorer that fills the stderr
+        // pipe (64 KB) while we wait for stdout's end would otherwise block forever.
+        let outLimit = max(64 << 20, texts.count * 1024)
+        let out = PipeReader(output.fileHandleForReading, keep: .head(outLimit))
+        let err = PipeReader(errors.fileHandleForReading, keep: .tail(CommandScorer.stderrKept))
+        let finished = out.wait(until: Date() + timeout) && err.wait(until: Date() + 1)
+        if !finished || out.overflowed {
+            // SIGKILL: a scorer stuck this long may well ignore SIGTERM (or have it blocked).
+            // The shell's children go too: they hold the pipes open.
+            let pid = p.processIdentifier
+            for child in CommandScorer.children(of: pid) { kill(child, SIGKILL) }
+            kill(pid, SIGKILL)
+            try? output.fileHandleForReading.close()
+            try? errors.fileHandleForReading.close()
+            throw WorkflowError.invalid(out.overflowed
+                ? "the scorer `\(command)` wrote more than \(outLimit >> 20) MiB for \(texts.count) texts; stopped it"
+                : "the scorer `\(command)` did not finish within \(String(format: "%g", timeout)) s; stopped it")
+        }
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = String(decoding: err.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw WorkflowError.invalid("the scorer `\(command)` failed with status \(p.terminationStatus)\(message.isEmpty ? "" : ": " + message)")
         }
-        let answers = String(decoding: out, as: UTF8.self).split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
+        let answers = String(decoding: out.data, as: UTF8.self).split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
         guard answers.count == texts.count else {
             throw WorkflowError.invalid("the scorer `\(command)` answered \(answers.count) lines for \(texts.count) texts")
         }
@@ -122,4 +159,49 @@ public struct CommandScorer: TextScorer, Sendable {
             throw WorkflowError.invalid("the scorer `\(command)` answered line \(i + 1) with \(line.prefix(80)); expected a number or {\"score\": number}")
         }
     }
+}
+
+/// Reads a pipe to its end on a thread of its own, keeping its first or last bytes.
+final class PipeReader: @unchecked Sendable {
+    enum Keep { case head(Int), tail(Int) }
+
+    private let lock = NSLock()
+    private var buffer = Data()
+    private var exceeded = false
+    private let done = DispatchSemaphore(value: 0)
+    private var finished = false
+
+    init(_ handle: FileHandle, keep: Keep) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData  // empty at end of file (or once closed)
+                if chunk.isEmpty { break }
+                lock.lock()
+                buffer.append(chunk)
+                switch keep {
+                case .head(let n):
+                    if buffer.count > n { exceeded = true; buffer = buffer.prefix(n) }
+                case .tail(let n):
+                    if buffer.count > n { buffer = buffer.suffix(n) }
+                }
+                let stop = exceeded
+                lock.unlock()
+                if stop { break }
+            }
+            done.signal()
+        }
+    }
+
+    /// Whether the pipe reached its end (or the head limit) by `deadline`.
+    func wait(until deadline: Date) -> Bool {
+        lock.lock()
+        if finished { lock.unlock(); return true }
+        lock.unlock()
+        let ok = done.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .success
+        if ok { lock.lock(); finished = true; lock.unlock() }
+        return ok
+    }
+
+    var data: Data { lock.lock(); defer { lock.unlock() }; return buffer }
+    var overflowed: Bool { lock.lock(); defer { lock.unlock() }; return exceeded }
 }

@@ -21,8 +21,10 @@ public enum Charts {
         let all = series.flatMap { $0.points.compactMap { p in tx(p.x).flatMap { x in ty(p.y).map { (x, $0) } } } }
         var (x0, x1) = (all.map(\.0).min() ?? 0, all.map(\.0).max() ?? 1)
         var (y0, y1) = (all.map(\.1).min() ?? 0, all.map(\.1).max() ?? 1)
-        if x1 <= x0 { x1 = x0 + 1 }
-        if y1 <= y0 { y1 = y0 + 1 }
+        // A flat axis gets some width; near 1e16 adding 1 changes nothing, so widen by
+        // at least a few units of the doubles' spacing there.
+        if x1 <= x0 { x1 = x0 + Swift.max(1, x0.ulp * 4) }
+        if y1 <= y0 { y1 = y0 + Swift.max(1, y0.ulp * 4) }
         if !logY { let pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad }
         let pw = width - left - right, ph = height - top - bottom
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * pw }
@@ -75,7 +77,8 @@ public enum Charts {
             let label = i < rowLabels.count ? rowLabels[i] : ""
             svg += "\n<text x=\"\(f(left - 6))\" y=\"\(f(top + (Double(i) + 0.7) * cell))\" text-anchor=\"end\" font-size=\"11\">\(escape(label))</text>"
             for (j, v) in row.enumerated() {
-                let t = span > 0 ? max(0, min(1, (v - low) / span)) : 1
+                let q = (v - low) / span
+                let t = span > 0 && q.isFinite ? max(0, min(1, q)) : 1  // NaN or inf would trap in Int() below
                 let r = Int(255 - 100 * t), gb = Int(255 * (1 - t))  // white → dark red
                 svg += "<rect x=\"\(f(left + Double(j) * cell))\" y=\"\(f(top + Double(i) * cell))\" width=\"\(f(cell - 1))\" height=\"\(f(cell - 1))\" fill=\"rgb(\(r),\(gb),\(gb))\"><title>\(escape(label)) \(escape(j < columnLabels.count ? columnLabels[j] : "")): \(String(format: "%.4g", v))</title></rect>"
             }
@@ -98,6 +101,8 @@ public enum Charts {
     static func ticks(_ a: Double, _ b: Double, log: Bool) -> [(Double, String)] {
         if log {
             // Decades, and 2× and 5× steps when the axis spans few decades.
+            // Log axes span at most about ±324 decades (the doubles' range).
+            guard a.isFinite, b.isFinite, a <= b else { return [] }
             let lo = Int(floor(a)), hi = Int(ceil(b))
             let steps: [Double] = b - a <= 3 ? [1, 2, 5] : [1]
             var out: [(Double, String)] = []
@@ -109,11 +114,18 @@ public enum Charts {
             }
             return out
         }
+        guard a.isFinite, b.isFinite, b > a else { return a.isFinite ? [(a, label(a))] : [] }
         let raw = (b - a) / 5, mag = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
+        // Ticks are k·step for whole k, counted rather than accumulated: near 1e16 a step
+        // below the spacing of doubles would leave `v += step` stuck forever. When the
+        // steps are that fine, the axis ends are the only distinguishable ticks.
+        let first = ceil(a / step), last = floor(b / step + 1e-9)
+        guard step.isFinite, step > 0, first.isFinite, last.isFinite, last - first <= 50,
+              (first + 1) * step != first * step else { return [(a, label(a)), (b, label(b))] }
         var out: [(Double, String)] = []
-        var v = ceil(a / step) * step
-        while v <= b + step * 1e-9 { out.append((v, label(v))); v += step }
+        var k = first
+        while k <= last { out.append((k * step, label(k * step))); k += 1 }
         return out
     }
 

@@ -20,8 +20,26 @@ final class REPL {
     ]
 
     init() {
-        let env = ProcessInfo.processInfo.environment
-        historyPath = env["SPARC_HISTORY"] ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.sparc_history")
+        historyPath = REPL.historyPath(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// `SPARC_HISTORY`, else `$HOME/.sparc_history`, else the account's home directory
+    /// (Foundation's home directory comes from the password database and ignores $HOME).
+    static func historyPath(environment env: [String: String]) -> String {
+        if let path = env["SPARC_HISTORY"], !path.isEmpty { return path }
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.homeDirectoryForCurrentUser.path
+        return URL(fileURLWithPath: home).appendingPathComponent(".sparc_history").path
+    }
+
+    /// Writes the history to a temporary file beside it and renames that over it, so a
+    /// crash or a second sparc writing at the same time never leaves a truncated file.
+    private func saveHistory() {
+        let temp = historyPath + ".tmp-\(getpid())"
+        if sparc_editline_write_history(temp) == 0 {
+            if rename(temp, historyPath) != 0 { unlink(temp) }
+        } else {
+            unlink(temp)
+        }
     }
 
     func run() -> Int32 {
@@ -48,7 +66,7 @@ final class REPL {
             free(raw)
             if !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 sparc_editline_add_history(line)
-                _ = sparc_editline_write_history(historyPath)
+                saveHistory()
             }
             if pending.isEmpty && line.trimmingCharacters(in: .whitespaces).hasPrefix(":") {
                 if !command(line.trimmingCharacters(in: .whitespaces)) { return 0 }
@@ -63,7 +81,7 @@ final class REPL {
     }
 
     private func needsMoreInput(_ text: String) -> Bool {
-        do { _ = try Parser.parse(Source(name: "<stdin>", text: text)); return false }
+        do { try interpreter.checkSyntax(Source(name: "<stdin>", text: text)); return false }
         catch let e as SparcError { return e.needsMoreInput && !text.hasSuffix("\n\n") }
         catch { return false }
     }
@@ -72,8 +90,9 @@ final class REPL {
         entryNumber += 1
         Interrupt.clear()
         do {
-            let value = try interpreter.run(Source(name: "<stdin>", text: text))
-            if case .null = value {} else { print(value.repr) }
+            var value = try interpreter.run(Source(name: "<stdin>", text: text))
+            // Rendered and freed on the interpreter's stack: the value may be deeply nested.
+            if let shown = interpreter.display(&value) { print(shown) }
         } catch {
             FileHandle.standardError.write("\(error)\n".data(using: .utf8)!)
         }
@@ -131,7 +150,7 @@ final class REPL {
 
     private func help(for name: String) -> String {
         if let b = interpreter.builtins[name] {
-            let help = b.help.split(separator: "\n", omittingEmptySubsequences: false).map { "\n  " + $0 }.joined()
+            let help = b.help.isEmpty ? "" : b.help.split(separator: "\n", omittingEmptySubsequences: false).map { "\n  " + $0 }.joined()
             return b.signature + "\n  " + b.summary + help
         }
         if let c = REPL.commands.first(where: { $0.name == name || $0.name == ":" + name }) { return "\(c.name): \(c.summary)" }
@@ -163,8 +182,10 @@ final class Completion: @unchecked Sendable {
 
     func candidates(line: String, start: Int, end: Int) -> [String] {
         let chars = Array(line)
-        let word = String(chars[min(start, chars.count)..<min(end, chars.count)])
-        let before = String(chars[..<min(start, chars.count)])
+        // Offsets come from libedit in bytes; clamp them so no range can be inverted.
+        let lo = max(0, min(start, chars.count)), hi = max(lo, min(end, chars.count))
+        let word = String(chars[lo..<hi])
+        let before = String(chars[..<lo])
         guard let interpreter else { return [] }
         if before.trimmingCharacters(in: .whitespaces).isEmpty && word.hasPrefix(":") {
             return REPL.commands.map(\.name).filter { $0.hasPrefix(word) }

@@ -12,7 +12,8 @@ enum Runner {
         }
         let interpreter = Interpreter(arguments: arguments)
         do {
-            _ = try interpreter.run(Source(name: path, text: text))
+            var value = try interpreter.run(Source(name: path, text: text))
+            Teardown.release(&value)  // iteratively: it may be nested deeper than this stack
             return 0
         } catch {
             return report("\(error)")
@@ -22,8 +23,9 @@ enum Runner {
     static func evaluate(code: String, arguments: [String]) -> Int32 {
         let interpreter = Interpreter(arguments: arguments)
         do {
-            let value = try interpreter.run(Source(name: "-e", text: code))
-            if case .null = value {} else { print(value.repr) }
+            var value = try interpreter.run(Source(name: "-e", text: code))
+            // Rendered and freed on the interpreter's stack: the value may be deeply nested.
+            if let text = interpreter.display(&value) { print(text) }
             return 0
         } catch {
             return report("\(error)")

@@ -141,4 +141,34 @@ final class PTYSession {
         s.send(":quit\r")
         #expect(s.waitForExit() == 0)
     }
+
+    @Test func historyGoesToHomeWhenSPARCHistoryIsUnset() throws {
+        let home = NSTemporaryDirectory() + "sparc-home-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let s = try PTYSession(environment: ["HOME": home, "SPARC_HISTORY": ""])
+        #expect(s.expect("sparc> "), "\(s.transcript)")
+        s.send("6 * 7\r")
+        #expect(s.expect("42"), "\(s.transcript)")
+        s.send(":quit\r")
+        #expect(s.waitForExit() == 0)
+        let saved = try String(contentsOfFile: home + "/.sparc_history", encoding: .utf8).replacingOccurrences(of: "\\040", with: " ")
+        #expect(saved.contains("6 * 7"))
+        // Written through a temporary file that is renamed over it: none is left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home) == [".sparc_history"])
+    }
+
+    @Test func deepValuesAndHugeInputsAtThePrompt() throws {
+        let history = historyFile()
+        defer { try? FileManager.default.removeItem(atPath: history) }
+        let s = try session(history)
+        s.send("var x = []; for i in range(100000) { x = [x] }; x\r")
+        #expect(s.expect("[…]]"), "\(s.transcript.suffix(300))")
+        s.send("\"" + String(repeating: "{\"", count: 600) + "\r")
+        #expect(s.expect("error"), "\(s.transcript.suffix(300))")
+        s.send("zeros(1e9, 0)\r")
+        #expect(s.expect("shape: [1000000000, 0]"), "\(s.transcript.suffix(300))")
+        s.send(":quit\r")
+        #expect(s.waitForExit() == 0)
+    }
 }

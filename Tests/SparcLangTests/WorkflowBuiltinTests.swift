@@ -34,7 +34,7 @@ import SparcModel
             return p.range(of: String(a.dropFirst()))!.lowerBound < p.range(of: String((try s.run("t.foils[\(i)]")).displayString.dropFirst()))!.lowerBound
         }
         #expect(firsts.contains(true) && firsts.contains(false))
-        #expect(s.error("ioi(n: 0)").contains("n must be at least 1"))
+        #expect(s.error("ioi(n: 0)").contains("ioi: n must be in 1...1000000, got 0"))
     }
 
     @Test func tasksScoresAndCircuits() throws {

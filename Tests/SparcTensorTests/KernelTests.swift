@@ -116,3 +116,39 @@ import Testing
         #expect(hits.allSatisfy { $0 == 1 })
     }
 }
+
+@Suite struct TensorLimitTests {
+    @Test func checkedElementCountRejectsOverflowNegativeAndHuge() throws {
+        #expect(try Tensor.checkedElementCount([2, 3]) == 6)
+        #expect(try Tensor.checkedElementCount([1_000_000_000, 0, 1_000_000_000_000]) == 0)
+        #expect(throws: TensorError.shapeOverflow(shape: [1 << 40, 1 << 40])) { try Tensor.checkedElementCount([1 << 40, 1 << 40]) }
+        #expect(throws: TensorError.negativeDimension(shape: [3, -1])) { try Tensor.checkedElementCount([3, -1]) }
+        let huge = [100_000, 100_000]
+        #expect(throws: TensorError.tooLarge(shape: huge, bytes: 40_000_000_000, limit: Tensor.allocationLimit)) {
+            try Tensor.checkedElementCount(huge)
+        }
+        // Reshaping an existing buffer is no allocation.
+        #expect(try Tensor.checkedElementCount(huge, allocating: false) == 10_000_000_000)
+        #expect("\(TensorError.tooLarge(shape: huge, bytes: 40_000_000_000, limit: 2 << 30))"
+            == "shape [100000, 100000] needs 37.3 GiB, more than the 2.0 GiB allowed for one tensor (set SPARC_MAX_ALLOCATION to change it)")
+        #expect(Tensor.elementCount([Int.max, 2, 0]) == 0)
+    }
+
+    @Test func allocationLimitParsesSizes() {
+        #expect(Tensor.allocationLimit == 2 << 30 || ProcessInfo.processInfo.environment["SPARC_MAX_ALLOCATION"] != nil)
+        #expect(Tensor.parseByteCount("512M") == 512 << 20)
+        #expect(Tensor.parseByteCount("8g") == 8 << 30)
+        #expect(Tensor.parseByteCount("1048576") == 1 << 20)
+        #expect(Tensor.parseByteCount("lots") == nil)
+        #expect(Tensor.parseByteCount("99999999999999999G") == nil)
+        #expect(Tensor.parseByteCount("-5") == nil)
+    }
+
+    @Test func matmulOfEmptyOperands() throws {
+        let a = try Tensor(checkedZeros: [0, 1_000_000_000]), b = try Tensor(checkedZeros: [1_000_000_000, 0])
+        #expect(try a.checkedMatmul(b).shape == [0, 0])
+        #expect(throws: TensorError.self) { try b.checkedMatmul(a) }
+        let c = Tensor(shape: [2, 0], values: []).matmul(Tensor(shape: [0, 3], values: []))
+        #expect(c.shape == [2, 3] && c.scalars == [0, 0, 0, 0, 0, 0])
+    }
+}

@@ -35,17 +35,13 @@ enum AttributionBuiltins {
             let samples = try samplesFrom(a["inputs"], target: a["target"], model: m)
             let bar = ProgressBar("attribute", total: samples.count)
             defer { bar.finish() }
-            do {
-                let map = try Attribution.attribute(m, samples: samples, method: method, level: level, batchSize: try a.int("batch"),
-                                                    absolute: try a.bool("absolute"), parameters: try parameterGroups(a)) { done, _ in bar.update(done) }
-                return .relevance(map)
-            } catch let e as AttributionError {
-                throw SparcError(.value, "attribute: \(e)")
-            }
+            let map = try Attribution.attribute(m, samples: samples, method: method, level: level, batchSize: try a.int("batch", in: 1...100_000),
+                                                absolute: try a.bool("absolute"), parameters: try parameterGroups(a)) { done, _ in bar.update(done) }
+            return .relevance(map)
         },
         Builtin("save", [Parameter("value"), Parameter("path")],
                 summary: "Save a tensor, record, relevance map or mask as safetensors, or a model as .gguf or an HF folder (atomic writes).") { a in
-            let path = try a.string("path")
+            let path = try a.outputPath("path")
             switch a["value"] {
             case .tensor(let t): try SafetensorsWriter.write([("tensor", t)], to: path)
             case .relevance(let r): try r.save(to: path)
@@ -79,7 +75,7 @@ enum AttributionBuiltins {
             let m = try a.model("m")
             let ids = try a.tokens("input", model: m)
             let values = try tokenRelevance(a["relevance"], count: ids.count)
-            let path = try a.string("path")
+            let path = try a.outputPath("path")
             try AtomicWrite.write(Data(heatmapHTML(m, ids, values).utf8), to: path)
             return .string(path)
         },
@@ -94,13 +90,9 @@ enum AttributionBuiltins {
                 throw SparcError(.value, "perturbation: order must be \"most\" or \"least\"")
             }
             let target = try targetFrom(a["target"], model: m)
-            do {
-                let curve = try Faithfulness.tokenPerturbation(m, ids: ids, target: target, relevance: values, order: order,
-                                                               replacement: try a.int("replacement"))
-                return .record(Record([("curve", .list(curve.map { .number($0) })), ("area", .number(Faithfulness.area(curve)))]))
-            } catch let e as AttributionError {
-                throw SparcError(.value, "perturbation: \(e)")
-            }
+            let curve = try Faithfulness.tokenPerturbation(m, ids: ids, target: target, relevance: values, order: order,
+                                                           replacement: try a.int("replacement", in: 0...(m.config.vocabSize - 1)))
+            return .record(Record([("curve", .list(curve.map { .number($0) })), ("area", .number(Faithfulness.area(curve)))]))
         },
     ]
 

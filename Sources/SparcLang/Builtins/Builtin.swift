@@ -1,3 +1,4 @@
+import Foundation
 import SparcModel
 import SparcTensor
 
@@ -71,13 +72,14 @@ public struct Arguments {
         return n
     }
 
-    public func int(_ name: String) throws -> Int {
-        let n = try number(name)
-        guard n == n.rounded(), abs(n) < 1e15 else { throw SparcError(.value, "\(builtin.name): \(name) must be a whole number, got \(formatNumber(n))") }
-        return Int(n)
+    /// A whole-number argument (a count, size, index or seed) in `range`.
+    public func int(_ name: String, in range: ClosedRange<Int> = wholeNumberRange) throws -> Int {
+        try wholeNumber(try number(name), "\(builtin.name): \(name)", in: range)
     }
 
-    public func optionalInt(_ name: String) throws -> Int? { isGiven(name) ? try int(name) : nil }
+    public func optionalInt(_ name: String, in range: ClosedRange<Int> = wholeNumberRange) throws -> Int? {
+        isGiven(name) ? try int(name, in: range) : nil
+    }
     /// Calls a function value given to this builtin (a callback such as harvest's flag).
     func call(_ f: Value, _ arguments: [Value]) throws -> Value {
         try interpreter.call(f, arguments, [], at: SourceLocation(line: 1, column: 1), Source(name: "<\(builtin.name)>", text: ""))
@@ -85,9 +87,31 @@ public struct Arguments {
 
     public func optionalNumber(_ name: String) throws -> Double? { isGiven(name) ? try number(name) : nil }
 
+    /// A sampling temperature: 0 (greedy) or more, finite.
+    func temperature() throws -> Double {
+        let t = try number("temperature")
+        guard t.isFinite, t >= 0 else { throw SparcError(.value, "\(builtin.name): temperature must be a finite number ≥ 0, got \(formatNumber(t))") }
+        return t
+    }
+
     public func string(_ name: String) throws -> String {
         guard case .string(let s) = self[name] else { throw fail(name, "a string", self[name]) }
         return s
+    }
+
+    /// A path to write to. Files are written beside the target and renamed over it, which
+    /// would replace a device (`save(x, "/dev/null")` run as root): only new paths,
+    /// regular files and folders are accepted.
+    func outputPath(_ name: String) throws -> String {
+        let path = try string(name)
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            let kind = info.st_mode & S_IFMT
+            guard kind == S_IFREG || kind == S_IFDIR || kind == S_IFLNK else {
+                throw SparcError(.value, "\(builtin.name): \(path) is a device, socket or pipe, not a file to write")
+            }
+        }
+        return path
     }
 
     public func bool(_ name: String) throws -> Bool {
@@ -128,11 +152,33 @@ public struct Arguments {
     }
 }
 
+/// Whole numbers a Double holds exactly: the widest range a script's number can name.
+public let wholeNumberRange = -(1 << 53)...(1 << 53)
+
+/// A number from a script used as a count, size, index or seed, checked before it becomes
+/// an Int (a NaN, an infinity or 1e300 would trap): finite, whole and within `range`.
+/// `what` names the argument in the error ("topk: k"). Every builtin and index that
+/// turns a script's number into an Int goes through here.
+func wholeNumber(_ n: Double, _ what: String, in range: ClosedRange<Int> = wholeNumberRange) throws -> Int {
+    guard n.isFinite, n == n.rounded() else {
+        throw SparcError(.value, "\(what) must be a whole number, got \(formatNumber(n))")
+    }
+    let lo = max(range.lowerBound, wholeNumberRange.lowerBound), hi = min(range.upperBound, wholeNumberRange.upperBound)
+    guard n >= Double(lo), n <= Double(hi) else {
+        let bounds = hi < wholeNumberRange.upperBound ? (lo == hi ? "\(lo)" : "in \(lo)...\(hi)")
+                   : n < Double(lo) ? "at least \(lo)" : "at most 2^53"
+        throw SparcError(.value, "\(what) must be \(bounds), got \(formatNumber(n))")
+    }
+    return Int(n)
+}
+
 /// A tensor from nested lists of numbers (rectangular).
 func tensorFromList(_ items: [Value], context: String) throws -> Tensor {
     var shape: [Int] = []
     var flat: [Float] = []
     func walk(_ v: Value, depth: Int) throws {
+        // Nesting is recursion here; no real tensor has this many axes.
+        guard depth <= maxTensorRank else { throw SparcError(.value, "\(context): lists nested more than \(maxTensorRank) deep (a tensor has at most \(maxTensorRank) axes)") }
         switch v {
         case .number(let n):
             guard depth == shape.count else { throw SparcError(.value, "\(context): ragged nested list (not rectangular)") }
@@ -152,9 +198,12 @@ func tensorFromList(_ items: [Value], context: String) throws -> Tensor {
         }
     }
     try walk(.list(items), depth: 0)
-    guard flat.count == Tensor.elementCount(shape) else { throw SparcError(.value, "\(context): ragged nested list (not rectangular)") }
+    guard flat.count == (try Tensor.checkedElementCount(shape)) else { throw SparcError(.value, "\(context): ragged nested list (not rectangular)") }
     return Tensor(shape: shape, values: flat)
 }
+
+/// The most axes a tensor may have (shapes, nested lists and index lists are walked per axis).
+let maxTensorRank = 32
 
 extension Value {
     /// A list of whole numbers in 0..<vocabulary as token ids; nil if it is anything else.

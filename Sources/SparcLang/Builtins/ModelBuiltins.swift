@@ -37,9 +37,11 @@ enum ModelBuiltins {
             } else {
                 ids = try a.tokens("prompt", model: m)
             }
-            let temperature = try a.number("temperature")
+            let temperature = try a.temperature()
+            let topP = try a.optionalNumber("top_p")
+            if let p = topP, !(p > 0 && p <= 1) { throw SparcError(.value, "generate: top_p must be in (0, 1], got \(formatNumber(p))") }
             let sampling: Sampling = temperature > 0
-                ? .sample(temperature: temperature, topK: try a.optionalInt("top_k"), topP: try a.optionalNumber("top_p"),
+                ? .sample(temperature: temperature, topK: try a.optionalInt("top_k", in: 1...wholeNumberRange.upperBound), topP: topP,
                           seed: UInt64(bitPattern: Int64(try a.int("seed"))))
                 : .greedy
             let maxTokens = try a.int("max_tokens")

@@ -12,7 +12,7 @@ enum PruningBuiltins {
             .mask(try select(a, largest: false))
         },
         Builtin("threshold", [Parameter("r"), Parameter("value")], summary: "Mask of the elements whose relevance is above value (also r > value).") { a in
-            .mask(try wrap { try Selection.above(try map(a, "r"), Float(try a.number("value"))) })
+            .mask(try Selection.above(try map(a, "r"), Float(try a.number("value"))))
         },
         Builtin("count", [Parameter("mask")], summary: "Number of selected elements in a mask.") { a in
             .number(Double(try mask(a, "mask").count))
@@ -31,7 +31,7 @@ enum PruningBuiltins {
         },
         Builtin("prune", [Parameter("m"), Parameter("mask")],
                 summary: "A new model with the masked weights, neurons or heads zeroed (untouched tensors shared).") { a in
-            .model(try wrap { try Pruning.prune(try a.model("m"), try mask(a, "mask")) })
+            .model(try Pruning.prune(try a.model("m"), try mask(a, "mask")))
         },
         Builtin("summary", [Parameter("mask")], summary: "Per tensor: selected, total and fraction, as a list of records.") { a in
             .list(try mask(a, "mask").summary.map { s in
@@ -46,7 +46,9 @@ enum PruningBuiltins {
 
     static func select(_ a: Arguments, largest: Bool) throws -> Mask {
         let k = try a.number("k")
-        return try wrap { try Selection.extreme(try map(a, "r"), k: k, largest: largest, per: try scope(a)) }
+        // A fraction in [0, 1) or a whole count: checked here, as Selection turns counts into Ints.
+        if !(k >= 0 && k < 1) { _ = try wholeNumber(k, "\(a.builtin.name): k (a fraction in [0, 1) or a count)", in: 1...wholeNumberRange.upperBound) }
+        return try Selection.extreme(try map(a, "r"), k: k, largest: largest, per: try scope(a))
     }
 
     static func scope(_ a: Arguments) throws -> Selection.Scope {
@@ -64,10 +66,5 @@ enum PruningBuiltins {
     static func mask(_ a: Arguments, _ name: String) throws -> Mask {
         guard case .mask(let m) = a[name] else { throw a.fail(name, "a mask", a[name]) }
         return m
-    }
-
-    /// Library errors (MaskError) as language errors.
-    static func wrap<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as MaskError { throw SparcError(.value, "\(e)") }
     }
 }

@@ -8,20 +8,24 @@ enum TensorBuiltins {
             .tensor(try a.tensor("values"))
         },
         Builtin("zeros", variadic: true, summary: "A tensor of zeros: zeros(2, 3) or zeros([2, 3]).") { a in
-            .tensor(Tensor(zeros: try shapeArgument(a)))
+            .tensor(try Tensor(checkedZeros: try shapeArgument(a)))
         },
         Builtin("ones", variadic: true, summary: "A tensor of ones: ones(2, 3) or ones([2, 3]).") { a in
-            .tensor(TensorOps.map(Tensor(zeros: try shapeArgument(a))) { _ in 1 })
+            .tensor(try Tensor(checkedShape: try shapeArgument(a)) { $0.update(repeating: 1) })
         },
         Builtin("arange", [Parameter("start"), Parameter("stop", default: .null), Parameter("step", default: .number(1))],
                 summary: "A 1-D tensor start, start+step, … below stop; arange(n) is 0..n-1.") { a in
-            var lo = 0.0, hi = try a.number("start")
-            if a.isGiven("stop") { lo = hi; hi = try a.number("stop") }
-            let step = try a.number("step")
-            guard step != 0, step.isFinite else { throw SparcError(.value, "arange: step must be a non-zero number") }
-            let n = max(0, Int(((hi - lo) / step).rounded(.up)))
-            guard n <= 100_000_000 else { throw SparcError(.value, "arange: \(n) elements is too many") }
-            return .tensor(Tensor(shape: [n], values: (0..<n).map { Float(lo + Double($0) * step) }))
+            var lo = 0.0, hi = try a.finite("start")
+            if a.isGiven("stop") { lo = hi; hi = try a.finite("stop") }
+            let step = try a.finite("step")
+            guard step != 0 else { throw SparcError(.value, "arange: step must not be 0") }
+            // The quotient of finite numbers can still overflow to inf (arange(-1e308, 1e308)).
+            let steps = max(0, ((hi - lo) / step).rounded(.up))
+            guard steps <= Double(Tensor.allocationLimit / MemoryLayout<Float>.stride) else {
+                throw SparcError(.value, "arange: \(formatNumber(steps)) elements need more than the \(Tensor.formatBytes(Tensor.allocationLimit)) allowed for one tensor")
+            }
+            let n = Int(steps)
+            return .tensor(try Tensor(checkedShape: [n]) { p in for i in 0..<n { p[i] = Float(lo + Double(i) * step) } })
         },
         Builtin("rand", variadic: true, keywordOnly: [Parameter("seed", default: .number(0))],
                 summary: "Uniform random numbers in [0, 1): rand(2, 3, seed: 0).",
@@ -33,14 +37,18 @@ enum TensorBuiltins {
         },
         Builtin("reshape", [Parameter("t")], variadic: true, summary: "The same elements with a new shape; one dimension may be -1.") { a in
             let t = try a.tensor("t")
-            var shape = try dims(a.rest.count == 1 ? (a.rest[0].listValue ?? a.rest) : a.rest, allowInfer: true)
+            var shape = try dims(a.rest.count == 1 ? (a.rest[0].listValue ?? a.rest) : a.rest, allowInfer: true, "reshape")
             if let k = shape.firstIndex(of: -1) {
-                let known = shape.enumerated().filter { $0.offset != k }.map(\.element).reduce(1, *)
-                guard known > 0, t.count % known == 0 else { throw SparcError(.value, "reshape: cannot fit \(t.count) elements into \(shape)") }
-                shape[k] = t.count / known
+                guard shape.filter({ $0 == -1 }).count == 1 else { throw SparcError(.value, "reshape: only one dimension may be -1, got \(shape)") }
+                var known = shape
+                known.remove(at: k)
+                let size = try Tensor.checkedElementCount(known, allocating: false)
+                guard size > 0, t.count % size == 0 else { throw SparcError(.value, "reshape: cannot fit \(t.count) elements into \(shape)") }
+                shape[k] = t.count / size
             }
-            guard Tensor.elementCount(shape) == t.count else {
-                throw SparcError(.value, "reshape: shape \(shape) holds \(Tensor.elementCount(shape)) elements, the tensor has \(t.count)")
+            let size = try Tensor.checkedElementCount(shape, allocating: false)
+            guard size == t.count else {
+                throw SparcError(.value, "reshape: shape \(shape) holds \(size) elements, the tensor has \(t.count)")
             }
             return .tensor(t.reshaped(shape))
         },
@@ -76,16 +84,19 @@ enum TensorBuiltins {
             if case .relevance = a["t"] {
                 return try PruningBuiltins.topk(Arguments(builtin: a.builtin, values: a.values.merging(["r": a["t"]]) { $1 }, rest: a.rest, interpreter: a.interpreter))
             }
-            let t = try a.tensor("t"), k = try a.int("k")
-            guard t.rank >= 1, let n = t.shape.last, k >= 1, k <= n else {
-                throw SparcError(.value, "topk: k must be in 1...\(t.shape.last ?? 0)")
+            let t = try a.tensor("t")
+            guard t.rank >= 1, let n = t.shape.last, n >= 1 else {
+                throw SparcError(.value, "topk: the tensor has no elements to choose from (shape \(t.shape))")
             }
+            let k = try a.int("k", in: 1...n)
             let rows = t.count / n
             var values: [Float] = [], indices: [Float] = []
+            values.reserveCapacity(rows * k); indices.reserveCapacity(rows * k)
+            let all = t.scalars
             for r in 0..<rows {
-                let row = Array(t.scalars[(r * n)..<((r + 1) * n)])
+                let row = all[(r * n)..<((r + 1) * n)]
                 let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(k)
-                values += order.map { row[$0] }; indices += order.map { Float($0) }
+                values += order.map { row[$0] }; indices += order.map { Float($0 - r * n) }
             }
             let shape = Array(t.shape.dropLast()) + [k]
             return .record(Record([("values", .tensor(Tensor(shape: shape, values: values))),
@@ -95,18 +106,20 @@ enum TensorBuiltins {
 
     // MARK: helpers
 
-    static func dims(_ values: [Value], allowInfer: Bool = false) throws -> [Int] {
-        try values.map { v in
-            guard case .number(let n) = v, n == n.rounded(), n >= (allowInfer ? -1 : 0), n <= 1e9 else {
-                throw SparcError(.value, "a dimension must be a whole number ≥ 0, got \(v.repr)")
-            }
-            return Int(n)
+    static func dims(_ values: [Value], allowInfer: Bool = false, _ context: String) throws -> [Int] {
+        guard values.count <= maxTensorRank else {
+            throw SparcError(.value, "\(context): \(values.count) dimensions; a tensor has at most \(maxTensorRank)")
+        }
+        return try values.map { v in
+            guard case .number(let n) = v else { throw SparcError(.type, "\(context): a dimension must be a number, got \(v.typeName)") }
+            return try wholeNumber(n, "\(context): a dimension", in: (allowInfer ? -1 : 0)...wholeNumberRange.upperBound)
         }
     }
 
+    /// A shape from `zeros(2, 3)` or `zeros([2, 3])`, checked against the allocation limit.
     static func shapeArgument(_ a: Arguments) throws -> [Int] {
-        let shape = try dims(a.rest.count == 1 ? (a.rest[0].listValue ?? a.rest) : a.rest)
-        guard Tensor.elementCount(shape) <= 500_000_000 else { throw SparcError(.value, "\(a.builtin.name): shape \(shape) is too large") }
+        let shape = try dims(a.rest.count == 1 ? (a.rest[0].listValue ?? a.rest) : a.rest, a.builtin.name)
+        _ = try Tensor.checkedElementCount(shape)
         return shape
     }
 
@@ -143,6 +156,7 @@ enum TensorBuiltins {
         guard t.count > 0 else { throw SparcError(.value, "\(name) of an empty tensor") }
         guard a.isGiven("axis") else { return .number(f(t.scalars.map(Double.init))) }
         let ax = try axis(try a.int("axis"), t.rank)
+        // The tensor has elements, so these products are at most its count.
         let outer = t.shape[..<ax].reduce(1, *), n = t.shape[ax], inner = t.shape[(ax + 1)...].reduce(1, *)
         let s = t.scalars
         var out: [Float] = []
@@ -158,7 +172,7 @@ enum TensorBuiltins {
     /// Reproducible uniform numbers in [0, 1).
     static func randomTensor(_ a: Arguments, shape: [Int]) throws -> Tensor {
         var random = Xoshiro256(seed: UInt64(bitPattern: Int64(try a.int("seed"))))
-        return Tensor(shape: shape) { dst in for i in 0..<dst.count { dst[i] = random.nextFloat() } }
+        return try Tensor(checkedShape: shape) { dst in for i in 0..<dst.count { dst[i] = random.nextFloat() } }
     }
 }
 
@@ -166,3 +180,20 @@ extension Value {
     var listValue: [Value]? { if case .list(let l) = self { return l }; return nil }
 }
 
+
+extension Arguments {
+    /// A number argument that must be finite (not nan or ±inf).
+    func finite(_ name: String) throws -> Double {
+        let n = try number(name)
+        guard n.isFinite else { throw SparcError(.value, "\(builtin.name): \(name) must be a finite number, got \(formatNumber(n))") }
+        return n
+    }
+}
+
+extension Tensor {
+    /// A tensor filled by `fill`, its shape checked against the allocation limit first.
+    init(checkedShape shape: [Int], fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        self = try Tensor(checkedZeros: shape)
+        try withUnsafeMutableBufferPointer(fill)
+    }
+}

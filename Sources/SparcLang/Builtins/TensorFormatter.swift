@@ -8,6 +8,9 @@ enum TensorFormatter {
     static let edgeItems = 3
 
     static func format(_ t: Tensor) -> String {
+        let shape = t.rank == 0 ? "" : ", shape: [\(t.shape.map(String.init).joined(separator: ", "))]"
+        // Nothing to show: no per-axis work (an axis of an empty tensor may be 1e9 long).
+        if t.count == 0 { return "tensor([]" + shape + ", dtype: float32)" }
         let summarize = t.count > threshold
         // Indices shown along each axis.
         let shown: [[Int?]] = t.shape.map { n in
@@ -23,7 +26,7 @@ enum TensorFormatter {
             if d == t.rank { visible.append(t[flat: base]); return }
             for i in shown[d] { if let i { collect(d + 1, base + i * strides[d]) } }
         }
-        if t.count > 0 { collect(0, 0) }
+        collect(0, 0)
         let fmt = numberFormat(visible)
         let width = visible.map { fmt($0).count }.max() ?? 1
 
@@ -35,8 +38,7 @@ enum TensorFormatter {
             let newlines = String(repeating: "\n", count: t.rank - d - 1)
             return "[" + items.joined(separator: "," + newlines + String(repeating: " ", count: indent + 1)) + "]"
         }
-        let body = t.rank == 0 ? fmt(t[flat: 0]) : (t.count == 0 ? "[]" : render(0, 0, prefix.count))
-        let shape = t.rank == 0 ? "" : ", shape: [\(t.shape.map(String.init).joined(separator: ", "))]"
+        let body = t.rank == 0 ? fmt(t[flat: 0]) : render(0, 0, prefix.count)
         return prefix + body + shape + ", dtype: float32)"
     }
 

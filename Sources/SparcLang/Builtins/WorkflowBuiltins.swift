@@ -14,8 +14,7 @@ enum WorkflowBuiltins {
         Builtin("ioi", [Parameter("n", default: .number(64)), Parameter("seed", default: .number(0))],
                 summary: "An indirect-object-identification task of n prompts (stdlib/ioi.sparc), reproducible from seed.",
                 help: "A task is a record {name, prompts, answers, foils}; the answer is the indirect object, the foil the subject.") { a in
-            let n = try a.int("n")
-            guard n >= 1 else { throw SparcError(.value, "ioi: n must be at least 1") }
+            let n = try a.int("n", in: 1...1_000_000)
             return try a.call(try a.interpreter.stdlibMember("ioi", "ioi_task"), [.number(Double(n)), .number(Double(try a.int("seed")))])
         },
         Builtin("task", [Parameter("prompts"), Parameter("answers"), Parameter("foils"), Parameter("name", default: .string("task"))],
@@ -27,7 +26,7 @@ enum WorkflowBuiltins {
         Builtin("score", [Parameter("m"), Parameter("task"), Parameter("metric", default: .string("logit_diff"))],
                 summary: "A model's metric on a task: mean logit difference answer − foil, or \"accuracy\".") { a in
             let m = try a.model("m")
-            return .number(try wrap { try contrastTask(a["task"], model: m).score(m, metric: try metric(a)) })
+            return .number(try contrastTask(a["task"], model: m).score(m, metric: try metric(a)))
         },
         Builtin("curve", [Parameter("m"), Parameter("task"), Parameter("r"),
                           Parameter("fractions", default: defaultGrid),
@@ -38,10 +37,8 @@ enum WorkflowBuiltins {
             let fractions = try a.fractions("fractions")
             let bar = ProgressBar("curve", total: fractions.count)
             defer { bar.finish() }
-            let points = try wrap {
-                try CircuitSearch.curve(m, task: task, ranking: try PruningBuiltins.map(a, "r"), fractions: fractions,
-                                        per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
-            }
+            let points = try CircuitSearch.curve(m, task: task, ranking: try PruningBuiltins.map(a, "r"), fractions: fractions,
+                                                 per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
             return .list(points.map(record))
         },
         Builtin("circuit", [Parameter("m"), Parameter("task"), Parameter("r"), Parameter("keep", default: .number(0.8)),
@@ -56,12 +53,15 @@ enum WorkflowBuiltins {
             let m = try a.model("m")
             let task = try contrastTask(a["task"], model: m)
             let grid = try a.fractions("grid")
-            let bar = ProgressBar("circuit", total: grid.count + (try a.int("refine")))
+            // Each refinement step is a full evaluation of the task.
+            let refine = try a.int("refine", in: 0...100)
+            // The fraction of the full metric to keep: a ratio, so (0, 100] is generous.
+            let keep = try a.number("keep")
+            guard keep > 0, keep <= 100 else { throw SparcError(.value, "circuit: keep must be a fraction of the metric in (0, 100], got \(formatNumber(keep))") }
+            let bar = ProgressBar("circuit", total: grid.count + refine)
             defer { bar.finish() }
-            let r = try wrap {
-                try CircuitSearch.smallest(m, task: task, ranking: try PruningBuiltins.map(a, "r"), target: try a.number("keep"), grid: grid,
-                                           refine: try a.int("refine"), per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
-            }
+            let r = try CircuitSearch.smallest(m, task: task, ranking: try PruningBuiltins.map(a, "r"), target: keep, grid: grid,
+                                               refine: refine, per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
             return .record(Record([("mask", .mask(r.circuit)), ("kept", .number(r.point.kept)), ("score", .number(r.point.score)),
                                    ("ratio", .number(r.point.ratio)), ("full", .number(r.fullScore)), ("curve", .list(r.curve.map(record)))]))
         },
@@ -78,11 +78,13 @@ enum WorkflowBuiltins {
             guard n >= 1 else { throw SparcError(.value, "repetition: n must be at least 1") }
             return .number(xs.map { Repetition.rate($0, n: n) }.reduce(0, +) / Double(xs.count))
         },
-        Builtin("toxicity", [Parameter("texts"), Parameter("words", default: .null), Parameter("command", default: .null)],
+        Builtin("toxicity", [Parameter("texts"), Parameter("words", default: .null), Parameter("command", default: .null),
+                             Parameter("timeout", default: .number(600))],
                 summary: "Mean toxicity score of the texts: flagged by a word list (default), or scored by an external command.",
                 help: """
                     words: a word-list file (one word or phrase per line); default: better-profanity's list, installed by
-                    `sparc install profanity`. command: a program that reads JSON lines {"text": …} and writes one score per line.
+                    `sparc install profanity`. command: a program that reads JSON lines {"text": …} and writes one score per line;
+                    it is stopped after timeout seconds.
                     """) { a in
             let xs = try texts(a["texts"], context: "toxicity")
             let s = try scorer(a).scores(xs)
@@ -98,8 +100,9 @@ enum WorkflowBuiltins {
                     """) { a in
             let m = try a.model("m")
             let prompts = try texts(a["prompts"], context: "harvest")
-            let maxTokens = try a.int("max_tokens"), samples = try a.int("samples"), temperature = try a.number("temperature")
-            guard samples >= 1 else { throw SparcError(.value, "harvest: samples must be at least 1") }
+            // Each sample is a generation: more than 10,000 per prompt is a mistake, not a plan.
+            let maxTokens = try a.int("max_tokens", in: 0...wholeNumberRange.upperBound), samples = try a.int("samples", in: 1...10_000)
+            let temperature = try a.temperature()
             guard samples == 1 || temperature > 0 else { throw SparcError(.value, "harvest: several samples per prompt need temperature > 0 (greedy gives one continuation)") }
             let seed = try a.int("seed")
             let bar = ProgressBar("harvest", total: prompts.count * samples)
@@ -140,7 +143,7 @@ enum WorkflowBuiltins {
                 guard case .relevance(let r) = maps[name]! else { throw SparcError(.type, "sweep: maps.\(name) is a \(maps[name]!.typeName), not a relevance map") }
                 var points: [Value] = []
                 for s in levels {
-                    let pruned = try PruningBuiltins.wrap { try Pruning.prune(m, try Selection.extreme(r, k: s, largest: false, per: scope)) }
+                    let pruned = try Pruning.prune(m, try Selection.extreme(r, k: s, largest: false, per: scope))
                     points.append(.list([.number(s), .number(try pruned.perplexity(ids, window: window).perplexity)]))
                     done += 1
                     bar.update(done)
@@ -161,31 +164,29 @@ enum WorkflowBuiltins {
             }
             let svg = Charts.lines(series, title: try a.string("title"), xLabel: xField, yLabel: yField,
                                    logX: try a.bool("log_x"), logY: try a.bool("log_y"))
-            return .string(try writeSVG(svg, try a.string("path")))
+            return .string(try writeSVG(svg, try a.outputPath("path")))
         },
         Builtin("draw", [Parameter("mask"), Parameter("path"), Parameter("m", default: .null), Parameter("by", default: .string("component")),
                          Parameter("title", default: .string(""))],
                 summary: "Draw where a mask's elements sit, per layer and component (or head: by: \"head\"), as an SVG heatmap.") { a in
             let mask = try PruningBuiltins.mask(a, "mask")
             let m = try a.model("m")
-            let table = try wrap {
-                switch try a.string("by") {
-                case "component": return try Composition.byComponent(mask, model: m)
-                case "head": return try Composition.byHead(mask, model: m)
-                default: throw SparcError(.value, "draw: by must be \"component\" or \"head\"")
-                }
+            let table = switch try a.string("by") {
+            case "component": try Composition.byComponent(mask, model: m)
+            case "head": try Composition.byHead(mask, model: m)
+            default: throw SparcError(.value, "draw: by must be \"component\" or \"head\"")
             }
             let title = try a.string("title")
             let svg = Charts.heatmap(table.values, rowLabels: table.rowLabels, columnLabels: table.columnLabels,
                                      title: title.isEmpty ? "\(mask.granularity.rawValue) mask: \(mask.count) selected" : title)
-            return .string(try writeSVG(svg, try a.string("path")))
+            return .string(try writeSVG(svg, try a.outputPath("path")))
         },
         Builtin("composition", [Parameter("mask"), Parameter("m"), Parameter("by", default: .string("component"))],
                 summary: "The fractions draw() shows, as a record {rows, columns, values}.") { a in
             let mask = try PruningBuiltins.mask(a, "mask"), m = try a.model("m")
             let by = try a.string("by")
             guard by == "component" || by == "head" else { throw SparcError(.value, "composition: by must be \"component\" or \"head\"") }
-            let t = try wrap { by == "head" ? try Composition.byHead(mask, model: m) : try Composition.byComponent(mask, model: m) }
+            let t = by == "head" ? try Composition.byHead(mask, model: m) : try Composition.byComponent(mask, model: m)
             return .record(Record([("rows", .list(t.rowLabels.map { .string($0) })), ("columns", .list(t.columnLabels.map { .string($0) })),
                                    ("values", .list(t.values.map { .list($0.map { .number($0) }) }))]))
         },
@@ -199,10 +200,8 @@ enum WorkflowBuiltins {
     static func contrastTask(_ v: Value, model: Model) throws -> ContrastTask {
         guard case .record(let r) = v else { throw SparcError(.type, "a task is a record {prompts, answers, foils} (ioi(…) or task(…)), got \(v.typeName)") }
         let name = r["name"]?.stringValue ?? "task"
-        return try wrap {
-            try ContrastTask(name: name, prompts: try texts(v, field: "prompts", context: name), answers: try texts(v, field: "answers", context: name),
-                             foils: try texts(v, field: "foils", context: name), tokenizer: model.tokenizer)
-        }
+        return try ContrastTask(name: name, prompts: try texts(v, field: "prompts", context: name), answers: try texts(v, field: "answers", context: name),
+                         foils: try texts(v, field: "foils", context: name), tokenizer: model.tokenizer)
     }
 
     static func isTask(_ v: Value) -> Bool {
@@ -237,7 +236,11 @@ enum WorkflowBuiltins {
     }
 
     static func scorer(_ a: Arguments) throws -> TextScorer {
-        if a.isGiven("command") { return CommandScorer(command: try a.string("command")) }
+        if a.isGiven("command") {
+            let timeout = try a.number("timeout")
+            guard timeout > 0, timeout <= 1e6 else { throw SparcError(.value, "toxicity: timeout must be in (0, 1000000] seconds, got \(formatNumber(timeout))") }
+            return CommandScorer(command: try a.string("command"), timeout: timeout)
+        }
         let path: String
         if a.isGiven("words") { path = try a.string("words") } else {
             path = ModelRegistry.path(of: ModelRegistry.installable(named: "profanity")!)
@@ -245,7 +248,7 @@ enum WorkflowBuiltins {
                 throw SparcError(.value, "toxicity: no word list installed at \(path); run `sparc install profanity` or pass words: \"FILE\"")
             }
         }
-        return try wrap { try WordListScorer(path: path) }
+        return try WordListScorer(path: path)
     }
 
     static func record(_ p: CircuitSearch.Point) -> Value {
@@ -267,11 +270,6 @@ enum WorkflowBuiltins {
         guard path.hasSuffix(".svg") else { throw SparcError(.value, "charts are written as SVG: give a path ending in .svg") }
         try AtomicWrite.write(Data(svg.utf8), to: path)
         return path
-    }
-
-    /// Library errors (WorkflowError, MaskError) as language errors.
-    static func wrap<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as WorkflowError { throw SparcError(.value, "\(e)") } catch let e as MaskError { throw SparcError(.value, "\(e)") }
     }
 }
 

@@ -12,8 +12,21 @@ public final class Environment: @unchecked Sendable {
 
     init(parent: Environment?) { self.parent = parent }
 
+    /// A scope's values are freed through `Teardown`, so that deeply nested values and
+    /// long chains of closures do not overflow the stack when they die.
+    deinit {
+        guard !bindings.isEmpty else { return }
+        var values = bindings.values.map(\.value)
+        bindings = [:]
+        Teardown.release(&values)
+    }
+
     func define(_ name: String, _ value: Value, mutable: Bool) {
-        if bindings.updateValue(Binding(value: value, mutable: mutable), forKey: name) == nil { order.append(name) }
+        if var old = bindings.updateValue(Binding(value: value, mutable: mutable), forKey: name)?.value {
+            Teardown.release(&old)
+        } else {
+            order.append(name)
+        }
     }
 
     func lookup(_ name: String) -> Value? {
@@ -30,9 +43,11 @@ public final class Environment: @unchecked Sendable {
     func assign(_ name: String, _ value: Value) -> AssignResult {
         var env: Environment? = self
         while let e = env {
-            if let b = e.bindings[name] {
-                guard b.mutable else { return .immutable }
+            if let mutable = e.bindings[name]?.mutable {
+                guard mutable else { return .immutable }
+                var old = e.bindings[name]!.value
                 e.bindings[name]!.value = value
+                Teardown.release(&old)
                 return .done
             }
             env = e.parent
@@ -75,9 +90,12 @@ func editDistance(_ a: String, _ b: String) -> Int {
 
 /// The closest candidate within a small edit distance, if any.
 public func suggestion(for name: String, among candidates: [String]) -> String? {
+    // The distance table is name × candidate: long names (a generated record key) would
+    // make it gigabytes, and are not typos anyway.
+    guard name.count <= 64 else { return nil }
     let limit = name.count <= 2 ? 0 : (name.count <= 4 ? 1 : Swift.max(2, name.count / 3))
     var best: (name: String, distance: Int)? = nil
-    for c in candidates where c != name {
+    for c in candidates where c != name && Swift.abs(c.count - name.count) <= limit {
         if limit == 0 && c.lowercased() != name.lowercased() { continue }
         let d = editDistance(name.lowercased(), c.lowercased())
         guard d <= limit else { continue }

@@ -38,7 +38,7 @@ enum Indexing {
             default:
                 throw SparcError(.type, "a \(container.typeName) cannot be indexed")
             }
-        }.mapError { $0 as! SparcError }
+        }.mapError { languageError($0, context: nil) }
     }
 
     static func set(_ container: Value, _ idx: [Index], _ value: Value) -> Result<Value, SparcError> {
@@ -55,32 +55,35 @@ enum Indexing {
                 r[key] = value
                 return .record(r)
             case .tensor(var t):
-                let (flat, shape) = try tensorPositions(t, idx)
-                let source: [Float]
+                let sel = try selection(t, idx)
                 switch value {
-                case .number(let n): source = [Float](repeating: Float(n), count: flat.count)
-                case .tensor(let v):
-                    guard v.count == flat.count, v.rank == 0 || v.shape == shape else {
-                        throw SparcError(.value, "cannot assign a tensor of shape \(v.shape) to a selection of shape \(shape)")
+                case .number(let x):
+                    t.withUnsafeMutableBufferPointer { p in
+                        sel.forEachRun { dst, _, n in (p.baseAddress! + dst).update(repeating: Float(x), count: n) }
                     }
-                    source = v.count == 1 ? [Float](repeating: v[flat: 0], count: flat.count) : v.scalars
+                case .tensor(let v):
+                    guard v.count == sel.count, v.rank == 0 || v.shape == sel.shape else {
+                        throw SparcError(.value, "cannot assign a tensor of shape \(v.shape) to a selection of shape \(sel.shape)")
+                    }
+                    v.withUnsafeBufferPointer { from in
+                        t.withUnsafeMutableBufferPointer { p in
+                            sel.forEachRun { dst, k, n in (p.baseAddress! + dst).update(from: from.baseAddress! + k, count: n) }
+                        }
+                    }
                 default: throw SparcError(.type, "tensor elements are numbers, got \(value.typeName)")
                 }
-                t.withUnsafeMutableBufferPointer { p in for (k, f) in flat.enumerated() { p[f] = source[k] } }
                 return .tensor(t)
             default:
                 throw SparcError(.type, "a \(container.typeName) does not support indexed assignment")
             }
-        }.mapError { $0 as! SparcError }
+        }.mapError { languageError($0, context: nil) }
     }
 
     // MARK: helpers
 
     static func integer(_ v: Value, _ what: String) throws -> Int {
-        guard case .number(let n) = v, n == n.rounded(), abs(n) < 1e15 else {
-            throw SparcError(.type, "\(what) index must be a whole number, got \(v.typeName == "number" ? v.repr : v.typeName)")
-        }
-        return Int(n)
+        guard case .number(let n) = v else { throw SparcError(.type, "\(what) index must be a whole number, got \(v.typeName)") }
+        return try wholeNumber(n, "\(what) index")
     }
 
     static func position(_ v: Value, count: Int, _ what: String) throws -> Int {
@@ -108,37 +111,76 @@ enum Indexing {
         }
     }
 
-    /// Flat positions selected by `idx` and the shape of the selection.
-    private static func tensorPositions(_ t: Tensor, _ idx: [Index]) throws -> ([Int], [Int]) {
+    /// A rectangular part of a tensor: per axis, the first position and how many; axes
+    /// given a single index are dropped from `shape`. Walked as contiguous runs, so no
+    /// per-axis index lists are built (an axis may be a billion long) and an empty
+    /// selection does no work at all.
+    struct TensorSelection {
+        let dims: [Int], strides: [Int], starts: [Int], counts: [Int]
+        let shape: [Int]
+        /// Elements selected (at most the tensor's count, so no overflow).
+        var count: Int { counts.contains(0) ? 0 : counts.reduce(1, *) }
+
+        /// `body(offset in the tensor, offset in the selection, run length)` for each run
+        /// along the last axis, in row-major order.
+        func forEachRun(_ body: (Int, Int, Int) -> Void) {
+            let rank = dims.count
+            if rank == 0 { body(0, 0, 1); return }
+            guard count > 0 else { return }
+            let run = counts[rank - 1]
+            var position = [Int](repeating: 0, count: rank - 1)  // odometer over the outer axes
+            var done = 0
+            while true {
+                var offset = starts[rank - 1] * strides[rank - 1]
+                for d in 0..<(rank - 1) { offset += (starts[d] + position[d]) * strides[d] }
+                body(offset, done, run)
+                done += run
+                var d = rank - 2
+                while d >= 0 {
+                    position[d] += 1
+                    if position[d] < counts[d] { break }
+                    position[d] = 0
+                    d -= 1
+                }
+                if d < 0 { return }
+            }
+        }
+    }
+
+    static func selection(_ t: Tensor, _ idx: [Index]) throws -> TensorSelection {
         guard idx.count <= t.rank else {
             throw SparcError(.value, "too many indices (\(idx.count)) for a tensor of shape \(t.shape)")
         }
-        var axes: [[Int]] = []
-        var shape: [Int] = []
+        var starts: [Int] = [], counts: [Int] = [], shape: [Int] = []
         for (d, n) in t.shape.enumerated() {
             if d < idx.count {
                 switch idx[d] {
-                case .single(let v): axes.append([try position(v, count: n, "tensor")])
+                case .single(let v): starts.append(try position(v, count: n, "tensor")); counts.append(1)
                 case .slice(let a, let b):
                     let r = try range(a, b, count: n, "tensor")
-                    axes.append(Array(r)); shape.append(r.count)
+                    starts.append(r.lowerBound); counts.append(r.count); shape.append(r.count)
                 }
             } else {
-                axes.append(Array(0..<n)); shape.append(n)
+                starts.append(0); counts.append(n); shape.append(n)
             }
         }
         var strides = [Int](repeating: 1, count: t.rank)
         for d in stride(from: t.rank - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * t.shape[d + 1] }
-        var flat: [Int] = [0]
-        for (d, positions) in axes.enumerated() {
-            flat = flat.flatMap { base in positions.map { base + $0 * strides[d] } }
-        }
-        return (flat, shape)
+        return TensorSelection(dims: t.shape, strides: strides, starts: starts, counts: counts, shape: shape)
     }
 
     private static func tensorGet(_ t: Tensor, _ idx: [Index]) throws -> Value {
-        let (flat, shape) = try tensorPositions(t, idx)
-        if shape.isEmpty { return .number(Double(t[flat: flat[0]])) }
-        return .tensor(t.withUnsafeBufferPointer { src in Tensor(shape: shape) { dst in for (k, f) in flat.enumerated() { dst[k] = src[f] } } })
+        let sel = try selection(t, idx)
+        if sel.shape.isEmpty {
+            var at = 0
+            sel.forEachRun { src, _, _ in at = src }
+            return .number(Double(t[flat: at]))
+        }
+        // A part of an existing tensor: never larger than it, so no allocation check.
+        return .tensor(t.withUnsafeBufferPointer { src in
+            Tensor(shape: sel.shape) { dst in
+                sel.forEachRun { from, to, n in (dst.baseAddress! + to).update(from: src.baseAddress! + from, count: n) }
+            }
+        })
     }
 }

@@ -1,6 +1,10 @@
 import Foundation
+import SparcAttribution
+import SparcFormats
 import SparcModel
+import SparcPruning
 import SparcTensor
+import SparcWorkflows
 
 /// The tree-walking evaluator. Builtins live in the outermost scope; a session's
 /// variables in `globals`, which survives errors (the REPL keeps going after one).
@@ -31,27 +35,76 @@ public final class Interpreter: @unchecked Sendable {
     // MARK: running
 
     /// Runs a program; returns the value of its last statement if that is an expression.
-    /// Runs on a thread with a large stack, so deep (bounded) recursion cannot overflow.
+    /// Parsing, evaluation and freeing the syntax tree all run on a thread with a large
+    /// stack, and evaluation stops with an error before that stack runs out.
     public func run(_ source: Source) throws -> Value {
-        let program = try Parser.parse(source)
-        return try onLargeStack { try self.execute(program, in: self.globals, source: source, topLevel: true) }
+        try onLargeStack {
+            let program = try Parser.parse(source)
+            return try self.execute(program, in: self.globals, source: source, topLevel: true)
+        }
     }
 
     public func run(code: String, name: String) throws -> Value { try run(Source(name: name, text: code)) }
 
+    /// Parses without running (the REPL asks whether an entry is complete), on the same
+    /// large stack as `run`.
+    public func checkSyntax(_ source: Source) throws {
+        try onLargeStack { _ = try Parser.parse(source) }
+    }
+
+    /// Renders a value for the REPL or `-e` on the large stack, and frees it there
+    /// (iteratively), so neither can overflow the caller's stack.
+    public func display(_ value: inout Value) -> String? {
+        nonisolated(unsafe) var v = value
+        value = .null
+        let text = try? onLargeStack { () -> String? in
+            defer { Teardown.release(&v) }
+            if case .null = v { return nil }
+            return v.repr
+        }
+        return text ?? nil
+    }
+
+    static let stackSize = 1 << 29
+    /// Stack left below the evaluation guard for builtins, printing and freeing values.
+    static let stackReserve = 64 << 20
+    /// The lowest stack address evaluation may reach on the running thread (0: no guard).
+    private var stackFloor: UInt = 0
+
+    /// Where the large-stack thread leaves its result. The caller takes it out, so the
+    /// thread's closure (released on whichever thread lets go of it last) holds no value:
+    /// a deeply nested one freed on the caller's small stack would overflow it.
+    private final class Outcome<T>: @unchecked Sendable {
+        var result: Result<T, Error>?
+    }
+
     private func onLargeStack<T>(_ body: @escaping () throws -> T) throws -> T {
         // The caller blocks until the thread is done, so handing `body` over is safe.
-        nonisolated(unsafe) var result: Result<T, Error>!
         nonisolated(unsafe) let work = body
+        let outcome = Outcome<T>()
         let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            result = Result { try work() }
+        let thread = Thread { [self] in
+            let saved = stackFloor
+            stackFloor = currentStackAddress() - UInt(Interpreter.stackSize - Interpreter.stackReserve)
+            outcome.result = Result { try work() }
+            stackFloor = saved
             done.signal()
         }
-        thread.stackSize = 1 << 29
+        thread.stackSize = Interpreter.stackSize
         thread.start()
         done.wait()
+        guard let result = outcome.result else { throw SparcError(.runtime, "internal error: the evaluation thread gave no result") }
+        outcome.result = nil
         return try result.get()
+    }
+
+    /// Throws before evaluation recursion gets near the end of the stack: deep user
+    /// recursion, or deep nesting the parser's limits allow within each call.
+    @inline(__always)
+    private func checkStack(_ loc: SourceLocation, _ source: Source) throws {
+        guard stackFloor != 0, currentStackAddress() < stackFloor else { return }
+        throw SparcError(.runtime, callDepth > 0 ? "recursion too deep (the stack is exhausted)" : "nesting too deep (the stack is exhausted)",
+                         at: loc, in: source)
     }
 
     enum Flow { case normal, returned(Value), broke, continued }
@@ -85,6 +138,7 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     private func exec(_ stmt: Stmt, _ env: Environment, _ source: Source) throws -> Flow {
+        try checkStack(stmt.location, source)
         if Interrupt.isRequested { Interrupt.clear(); throw SparcError(.interrupted, "interrupted", at: stmt.location, in: source) }
         switch stmt.kind {
         case .binding(let name, let mutable, let value):
@@ -104,9 +158,11 @@ public final class Interpreter: @unchecked Sendable {
             }
         case .forIn(let name, let seqExpr, let body):
             let items = try iterate(try evaluate(seqExpr, env, source), at: seqExpr.location, source)
-            for item in items {
+            for i in 0..<items.count {
+                // An empty body runs no statement: check for Ctrl-C here too.
+                if Interrupt.isRequested { Interrupt.clear(); throw SparcError(.interrupted, "interrupted", at: stmt.location, in: source) }
                 let scope = Environment(parent: env)
-                scope.define(name, item, mutable: false)
+                scope.define(name, items.item(i), mutable: false)
                 switch try execBlock(body, scope, source) {
                 case .broke: return .normal
                 case .returned(let v): return .returned(v)
@@ -132,15 +188,34 @@ public final class Interpreter: @unchecked Sendable {
         return .normal
     }
 
-    private func iterate(_ v: Value, at loc: SourceLocation, _ source: Source) throws -> [Value] {
+    /// What a `for` loop walks: values, or a tensor's rows made one at a time (a tensor of
+    /// shape [1e9, 0] has a billion rows and no memory).
+    enum Sequence {
+        case values([Value])
+        case rows(Tensor)
+        var count: Int {
+            switch self {
+            case .values(let v): return v.count
+            case .rows(let t): return t.shape[0]
+            }
+        }
+        func item(_ i: Int) -> Value {
+            switch self {
+            case .values(let v): return v[i]
+            case .rows(let t): return TensorOps.select(t, index: i)
+            }
+        }
+    }
+
+    private func iterate(_ v: Value, at loc: SourceLocation, _ source: Source) throws -> Sequence {
         switch v {
-        case .list(let l): return l
-        case .string(let s): return s.map { .string(String($0)) }
-        case .record(let r): return r.keys.map { .string($0) }
-        case .relevance(let r): return r.names.map { .string($0) }
+        case .list(let l): return .values(l)
+        case .string(let s): return .values(s.map { .string(String($0)) })
+        case .record(let r): return .values(r.keys.map { .string($0) })
+        case .relevance(let r): return .values(r.names.map { .string($0) })
         case .tensor(let t):
             guard t.rank > 0 else { throw SparcError(.type, "cannot iterate over a 0-d tensor", at: loc, in: source) }
-            return (0..<t.shape[0]).map { TensorOps.select(t, index: $0) }
+            return .rows(t)
         default:
             throw SparcError(.type, "cannot iterate over a \(v.typeName)", at: loc, in: source)
         }
@@ -178,6 +253,7 @@ public final class Interpreter: @unchecked Sendable {
     // MARK: expressions
 
     func evaluate(_ e: Expr, _ env: Environment, _ source: Source) throws -> Value {
+        try checkStack(e.location, source)
         switch e.kind {
         case .number(let v): return .number(v)
         case .bool(let b): return .bool(b)
@@ -276,10 +352,8 @@ public final class Interpreter: @unchecked Sendable {
             } catch var e as SparcError {
                 if e.location == nil { e = e.located(loc, source) }
                 throw e
-            } catch is Interrupted {
-                throw SparcError(.interrupted, "interrupted", at: loc, in: source)
             } catch {
-                throw SparcError(.runtime, "\(b.name): \(error)", at: loc, in: source)
+                throw languageError(error, context: b.name).located(loc, source)
             }
         case .function(let f):
             callDepth += 1
@@ -419,10 +493,30 @@ public final class Interpreter: @unchecked Sendable {
     }
 }
 
+/// The largest script or text file read whole (`text`, `lines`, `import`).
+let maxTextFileBytes = 1 << 30
+
 /// Reads a UTF-8 source file; invalid UTF-8 is an error, not replacement characters.
 public func readSourceFile(_ path: String) -> Result<String, SparcError> {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        return .failure(SparcError(.runtime, "cannot read \(path)"))
+    // Files and pipes (`sparc <(…)`) are read, to at most maxTextFileBytes; devices such
+    // as /dev/zero never end and directories are not text.
+    var info = stat()
+    guard stat(path, &info) == 0 else { return .failure(SparcError(.runtime, "cannot read \(path)")) }
+    let kind = info.st_mode & S_IFMT
+    guard kind == S_IFREG || kind == S_IFIFO else {
+        return .failure(SparcError(.runtime, "cannot read \(path): not a regular file"))
+    }
+    guard let handle = FileHandle(forReadingAtPath: path) else { return .failure(SparcError(.runtime, "cannot read \(path)")) }
+    defer { try? handle.close() }
+    var data = Data()
+    while true {
+        let next: Data?
+        do { next = try handle.read(upToCount: 1 << 20) } catch { return .failure(SparcError(.runtime, "cannot read \(path): \(error)")) }
+        guard let chunk = next, !chunk.isEmpty else { break }  // end of file
+        data.append(chunk)
+        if data.count > maxTextFileBytes {
+            return .failure(SparcError(.value, "\(path) is larger than the \(Tensor.formatBytes(maxTextFileBytes)) a text file may have"))
+        }
     }
     guard let text = String(validating: data, as: UTF8.self) else {
         return .failure(SparcError(.value, "\(path) is not valid UTF-8 text"))
@@ -443,4 +537,26 @@ extension Result where Failure == SparcError {
 extension Interpreter {
     /// The session's own variables (not builtins), in definition order.
     public var sessionVariables: [(String, Value)] { globals.entries }
+}
+
+/// The one place library errors become language errors: the kind says whether the
+/// script asked for something invalid (`.value`) or the world failed it (`.runtime`);
+/// the message names the builtin or operator (`context`) and keeps the library's words.
+func languageError(_ error: Error, context: String?) -> SparcError {
+    let prefix = context.map { "\($0): " } ?? ""
+    switch error {
+    case let e as SparcError: return e
+    case is Interrupted: return SparcError(.interrupted, "interrupted")
+    case is TensorError, is MaskError, is WorkflowError, is AttributionError:
+        return SparcError(.value, prefix + "\(error)")
+    default:  // model, file format and system errors
+        return SparcError(.runtime, prefix + "\(error)")
+    }
+}
+
+/// The address of a local of the caller's frame: how far down the stack evaluation is.
+@inline(__always)
+func currentStackAddress() -> UInt {
+    var marker: UInt8 = 0
+    return withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
 }

@@ -5,6 +5,11 @@ import SparcTensor
 /// work elementwise with a scalar broadcast or an equal shape; `@` is the matrix product;
 /// comparisons of tensors give 0/1 tensors; `|`, `&`, `~` are logical on bools and 0/1 tensors.
 enum Operators {
+    /// Caps on values built by repeated doubling (`x = x + x` in a loop), which would
+    /// otherwise end in a failed allocation, a trap: the sizes range() and tensors allow.
+    static let maxListCount = 50_000_000
+    static let maxStringBytes = 1 << 30
+
     static func unary(_ op: String, _ v: Value) -> Result<Value, SparcError> {
         switch (op, v) {
         case ("-", .number(let n)): return .success(.number(-n))
@@ -24,7 +29,11 @@ enum Operators {
             if let r = numeric(op, x, y) { return .success(r) }
         case (.string(let x), .string(let y)):
             switch op {
-            case "+": return .success(.string(x + y))
+            case "+":
+                guard x.utf8.count + y.utf8.count <= maxStringBytes else {
+                    return .failure(SparcError(.value, "+ would make a string of \(Tensor.formatBytes(x.utf8.count + y.utf8.count)), more than the \(Tensor.formatBytes(maxStringBytes)) allowed"))
+                }
+                return .success(.string(x + y))
             case "<": return .success(.bool(x < y))
             case "<=": return .success(.bool(x <= y))
             case ">": return .success(.bool(x > y))
@@ -32,6 +41,9 @@ enum Operators {
             default: break
             }
         case (.list(let x), .list(let y)) where op == "+":
+            guard x.count + y.count <= maxListCount else {
+                return .failure(SparcError(.value, "+ would make a list of \(x.count + y.count) items, more than the \(maxListCount) allowed"))
+            }
             return .success(.list(x + y))
         case (.bool(let x), .bool(let y)) where op == "|" || op == "&":
             return .success(.bool(op == "|" ? x || y : x && y))
@@ -43,7 +55,7 @@ enum Operators {
             case "-": f = { $0 - $1 }
             default: f = nil
             }
-            if let f { return Result { try Mask.combine(x, y, f) }.mapError { SparcError(.value, "\($0)") }.map { .mask($0) } }
+            if let f { return Result { try Mask.combine(x, y, f) }.mapError { languageError($0, context: nil) }.map { .mask($0) } }
             if op == "==" { return .success(.bool(x.names == y.names && x.names.allSatisfy { x.bits[$0] == y.bits[$0] })) }
         case (.relevance(let r), .number(let v)) where [">", ">=", "<", "<="].contains(op):
             // Comparisons select elements: a mask.
@@ -55,7 +67,7 @@ enum Operators {
                 case "<": return .mask(try Selection.above(r.mapTensors { TensorOps.map($0) { -$0 } }, -t))
                 default: return .mask(try Selection.above(r.mapTensors { TensorOps.map($0) { -$0 } }, -t).complement)
                 }
-            }.mapError { SparcError(.value, "\($0)") }
+            }.mapError { languageError($0, context: nil) }
         case (.relevance, .relevance) where op == "==" || op == "!=":
             return .success(.bool(equal(a, b) == (op == "==")))
         case (.relevance, _), (_, .relevance):
@@ -158,24 +170,54 @@ enum Operators {
         }
     }
 
+    /// Structural equality, with an explicit work list: nested lists and records are
+    /// compared without recursion, however deep.
     static func equal(_ a: Value, _ b: Value) -> Bool {
+        var pending = [(a, b)]
+        while let (x, y) = pending.popLast() {
+            switch (x, y) {
+            case (.list(let l), .list(let r)):
+                guard l.count == r.count else { return false }
+                if sameStorage(l, r) { continue }  // one list compared with itself (x == x)
+                pending.append(contentsOf: zip(l, r))
+            case (.record(let l), .record(let r)):
+                guard l.keys.count == r.keys.count else { return false }
+                for k in l.keys {
+                    guard let lv = l[k], let rv = r[k] else { return false }
+                    pending.append((lv, rv))
+                }
+            default:
+                if !equalLeaf(x, y) { return false }
+            }
+        }
+        return true
+    }
+
+    private static func sameStorage(_ l: [Value], _ r: [Value]) -> Bool {
+        l.withUnsafeBufferPointer { p in r.withUnsafeBufferPointer { q in p.baseAddress == q.baseAddress } }
+    }
+
+    /// Equality of values that hold no other values.
+    private static func equalLeaf(_ a: Value, _ b: Value) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case (.bool(let x), .bool(let y)): return x == y
         case (.number(let x), .number(let y)): return x == y
         case (.string(let x), .string(let y)): return x == y
-        case (.list(let x), .list(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
-        case (.record(let x), .record(let y)):
-            return x.keys.count == y.keys.count && x.keys.allSatisfy { k in y[k].map { equal(x[k]!, $0) } ?? false }
         case (.function(let x), .function(let y)): return x === y
         case (.builtin(let x), .builtin(let y)): return x === y
         case (.model(let x), .model(let y)): return x === y
-        case (.tensor(let x), .tensor(let y)): return x.shape == y.shape && x.scalars == y.scalars
+        case (.tensor(let x), .tensor(let y)): return x.shape == y.shape && sameElements(x, y)
         case (.relevance(let x), .relevance(let y)):
             return x.level == y.level && x.names == y.names
-                && x.names.allSatisfy { x[$0]!.shape == y[$0]!.shape && x[$0]!.scalars == y[$0]!.scalars }
+                && x.names.allSatisfy { x[$0]!.shape == y[$0]!.shape && sameElements(x[$0]!, y[$0]!) }
         default: return false
         }
+    }
+
+    /// Elementwise equality without copying the tensors out.
+    private static func sameElements(_ a: Tensor, _ b: Tensor) -> Bool {
+        a.count == b.count && a.withUnsafeBufferPointer { p in b.withUnsafeBufferPointer { q in p.elementsEqual(q) } }
     }
 }
 
@@ -211,7 +253,8 @@ enum TensorOps {
         guard a2.shape[1] == b2.shape[0] else {
             return .failure(SparcError(.value, "@: inner dimensions differ: shapes \(a.shape) and \(b.shape)"))
         }
-        let c = a2.matmul(b2)
+        let c: Tensor
+        do { c = try a2.checkedMatmul(b2) } catch { return .failure(languageError(error, context: "@")) }
         switch (a.rank, b.rank) {
         case (1, 1): return .success(.number(Double(c[flat: 0])))
         case (1, 2): return .success(.tensor(c.reshaped([b.shape[1]])))

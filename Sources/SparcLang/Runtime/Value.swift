@@ -104,21 +104,52 @@ extension Value {
 
     /// The REPL's rendering of a value.
     public var repr: String {
+        var out = ""
+        var budget = Value.reprBudget
+        render(into: &out, depth: 0, budget: &budget)
+        return out
+    }
+
+    /// Most values one rendering shows: a list holding itself many times over
+    /// (`x = [x, x]` in a loop) would otherwise print exponentially much.
+    static let reprBudget = 10_000
+    /// Deeper lists and records print as `[…]` / `{…}`: printing recurses once per level.
+    static let reprDepth = 100
+
+    private func render(into out: inout String, depth: Int, budget: inout Int) {
+        budget -= 1
         switch self {
-        case .null: return "nil"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return formatNumber(n)
-        case .string(let s): return quote(s)
+        case .null: out += "nil"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let n): out += formatNumber(n)
+        case .string(let s): out += quote(s)
         case .list(let items):
-            if items.count > 200 { return "[" + items.prefix(100).map(\.repr).joined(separator: ", ") + ", … (\(items.count) items)]" }
-            return "[" + items.map(\.repr).joined(separator: ", ") + "]"
-        case .record(let r): return "{" + r.keys.map { "\($0): \(r.fields[$0]!.repr)" }.joined(separator: ", ") + "}"
-        case .function(let f): return "<fn \(f.signature)>"
-        case .builtin(let b): return "<builtin \(b.signature)>"
-        case .tensor(let t): return TensorFormatter.format(t)
-        case .model(let m): return m.summaryLine
-        case .relevance(let r): return r.summaryLine
-        case .mask(let m): return "<mask \(m.granularity.rawValue): \(m.count) of \(m.size) selected (\(String(format: "%.2f", 100 * m.fraction))%), \(m.names.count) tensors>"
+            guard depth < Value.reprDepth, budget > 0 else { out += items.isEmpty ? "[]" : "[…]"; return }
+            let shown = items.count > 200 ? 100 : items.count
+            out += "["
+            for (i, item) in items.prefix(shown).enumerated() {
+                if i > 0 { out += ", " }
+                if budget <= 0 { out += "…"; break }
+                item.render(into: &out, depth: depth + 1, budget: &budget)
+            }
+            if shown < items.count { out += ", … (\(items.count) items)" }
+            out += "]"
+        case .record(let r):
+            guard depth < Value.reprDepth, budget > 0 else { out += r.keys.isEmpty ? "{}" : "{…}"; return }
+            out += "{"
+            for (i, k) in r.keys.enumerated() {
+                if i > 0 { out += ", " }
+                if budget <= 0 { out += "…"; break }
+                out += "\(k): "
+                r.fields[k, default: .null].render(into: &out, depth: depth + 1, budget: &budget)
+            }
+            out += "}"
+        case .function(let f): out += "<fn \(f.signature)>"
+        case .builtin(let b): out += "<builtin \(b.signature)>"
+        case .tensor(let t): out += TensorFormatter.format(t)
+        case .model(let m): out += m.summaryLine
+        case .relevance(let r): out += r.summaryLine
+        case .mask(let m): out += "<mask \(m.granularity.rawValue): \(m.count) of \(m.size) selected (\(String(format: "%.2f", 100 * m.fraction))%), \(m.names.count) tensors>"
         }
     }
 }

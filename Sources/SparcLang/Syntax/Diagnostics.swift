@@ -14,6 +14,10 @@ public final class Source: Sendable {
 
     public init(name: String, text: String) {
         self.name = name
+        // Windows line ends and a byte-order mark are how editors save files, not code:
+        // "\r\n" is one Character in Swift, which would hide the end of a comment line.
+        var text = text.replacingOccurrences(of: "\r\n", with: "\n")
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
         self.text = text
         lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     }
@@ -41,8 +45,17 @@ public struct SparcError: Error, CustomStringConvertible, Sendable {
         guard let loc = location, let src = source else { return "error: \(message)" }
         var out = "\(src.name):\(loc.line):\(loc.column): error: \(message)"
         if loc.line >= 1 && loc.line <= src.lines.count {
-            let line = String(src.lines[loc.line - 1]).replacingTabs()
-            out += "\n\(line)\n" + String(repeating: " ", count: max(0, loc.column - 1)) + "^"
+            // A long line (a generated script) is shown as a window around the column.
+            var line = Array(String(src.lines[loc.line - 1]).replacingTabs())
+            var caret = max(0, loc.column - 1)
+            let width = 120
+            if line.count > width {
+                let start = min(max(0, caret - width / 2), line.count - width)
+                let end = start + width
+                line = (start > 0 ? ["…"] : []) + Array(line[start..<end]) + (end < line.count ? ["…"] : [])
+                caret -= start - (start > 0 ? 1 : 0)
+            }
+            out += "\n\(String(line))\n" + String(repeating: " ", count: caret) + "^"
         }
         return out
     }

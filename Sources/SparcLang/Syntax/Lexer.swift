@@ -13,7 +13,14 @@ struct Lexer {
 
     init(_ source: Source) {
         self.source = source
-        chars = Array(source.text)
+        // A combining mark after a quote or bracket joins it into one Character ("\"\u{301}"
+        // is not == "\""): split such clusters so syntax characters stand alone. Clusters
+        // led by a letter or digit (a decomposed "é") stay whole.
+        chars = source.text.flatMap { c -> [Character] in
+            guard c.unicodeScalars.count > 1, let first = c.unicodeScalars.first, first.isASCII,
+                  !first.properties.isAlphabetic, !("0"..."9").contains(first) else { return [c] }
+            return c.unicodeScalars.map(Character.init)
+        }
     }
 
     mutating func tokens() throws -> [Token] {
@@ -62,7 +69,8 @@ struct Lexer {
 
     private mutating func skipSpaceAndComments() {
         while i < chars.count {
-            if chars[i] == " " || chars[i] == "\t" || chars[i] == "\r" { advance() }
+            // Any horizontal space (a no-break space pasted from a web page, too).
+            if chars[i] == "\r" || (chars[i].isWhitespace && !chars[i].isNewline) { advance() }
             else if chars[i] == "#" { while i < chars.count && chars[i] != "\n" { advance() } }
             else { return }
         }

@@ -3,13 +3,17 @@
 ///     or → and → not → comparison (== != < <= > >=) → | → & → + - → * / % @
 ///        → unary (- ~) → ** → postfix (call, index, member) → primary
 ///
-/// Nesting deeper than `maxDepth` is a syntax error, not a stack overflow.
+/// Nesting deeper than `maxDepth` is a syntax error, not a stack overflow. The budget
+/// is the height of the syntax tree, which evaluating and freeing it recurse through:
+/// brackets, blocks and prefix operators count one level each, so does every link of an
+/// operator, call, index or member chain (`1+1+…+1` is a tree as deep as it is long),
+/// and a string's `{…}` parts are parsed on the same budget as the code around them.
 public struct Parser {
     private let source: Source
     private var tokens: [Token]
     private var p = 0
     private var depth = 0
-    static let maxDepth = 200
+    static let maxDepth = 1000
 
     public init(_ source: Source) throws {
         self.source = source
@@ -23,12 +27,13 @@ public struct Parser {
         return try parser.program()
     }
 
-    /// Parses the source of one `{expression}` inside a string.
-    static func parseInterpolation(_ text: String, at loc: SourceLocation, in source: Source) throws -> Expr {
+    /// Parses the source of one `{expression}` inside a string, `depth` levels deep already.
+    static func parseInterpolation(_ text: String, at loc: SourceLocation, in source: Source, depth: Int) throws -> Expr {
         // Pad so columns in errors point into the original line.
         let padded = String(repeating: "\n", count: loc.line - 1) + String(repeating: " ", count: loc.column - 1) + text
         do {
             var parser = try Parser(Source(name: source.name, text: padded))
+            parser.depth = depth
             parser.skipNewlines()
             let e = try parser.expression()
             guard case .end = parser.peek.kind else { throw parser.error("unexpected \(parser.describe(parser.peek)) in interpolation") }
@@ -110,6 +115,8 @@ public struct Parser {
     }
 
     private mutating func ifStatement() throws -> Stmt {
+        try enter()  // `else if` chains nest
+        defer { depth -= 1 }
         let loc = peek.location
         advance()  // if
         let cond = try expression()
@@ -187,7 +194,10 @@ public struct Parser {
     /// A left-associative chain of `and` or `or`.
     private mutating func logical(_ keyword: String, operand: (inout Parser) throws -> Expr) throws -> Expr {
         var e = try operand(&self)
+        let outer = depth
+        defer { depth = outer }
         while peek.kind == .keyword(keyword) {
+            try enter()  // each link makes the tree one level deeper
             let loc = peek.location; advance()
             e = Expr(kind: .logical(keyword, e, try operand(&self)), location: loc)
         }
@@ -208,7 +218,10 @@ public struct Parser {
     private mutating func binaryLevel(_ level: Int) throws -> Expr {
         if level == Parser.levels.count { return try unary() }
         var e = try binaryLevel(level + 1)
+        let outer = depth
+        defer { depth = outer }
         while case .symbol(let op) = peek.kind, Parser.levels[level].contains(op) {
+            try enter()  // each link makes the tree one level deeper
             let loc = peek.location; advance()
             e = Expr(kind: .binary(op, e, try binaryLevel(level + 1)), location: loc)
         }
@@ -236,8 +249,11 @@ public struct Parser {
 
     private mutating func postfix() throws -> Expr {
         var e = try primary()
+        let outer = depth
+        defer { depth = outer }
         while true {
             let loc = peek.location
+            if [.symbol("("), .symbol("["), .symbol(".")].contains(peek.kind) { try enter() }  // one level per link
             if peek.kind == .symbol("(") {
                 advance()
                 e = Expr(kind: .call(e, try arguments()), location: e.location)  // errors point at the callee
@@ -308,7 +324,7 @@ public struct Parser {
                 case .text(let s): return .text(s)
                 case .interpolation(let code, let at):
                     try enter(); defer { depth -= 1 }
-                    return .expression(try Parser.parseInterpolation(code, at: at, in: source))
+                    return .expression(try Parser.parseInterpolation(code, at: at, in: source, depth: depth))
                 }
             }), location: loc)
         case .keyword("true"): advance(); return Expr(kind: .bool(true), location: loc)
