@@ -71,13 +71,15 @@ class Outcome:
 
 
 BACKTRACE_ENV = {"SWIFT_BACKTRACE": "enable=yes,interactive=no,threads=crashed,registers=none,images=none,"
-                                    "sanitize=no,limit=24,top=8,color=no"}
+                                    "sanitize=no,limit=40,top=30,color=no"}
 
 
 def explain_backtrace(text):
     """(reason, first frame in Sources/) from a Swift backtrace."""
     reason = frame = None
     for line in text.splitlines():
+        if line.strip() == "..." and reason is not None:
+            break  # frames from here on are the bottom of the stack (main, thread start)
         m = re.search(r"(?:Swift runtime failure|Fatal error|Program crashed): (.+)", line)
         if m and reason is None:
             reason = re.sub(r"\s*\*\*\*$| in sparc\S* at .*$", "", m.group(1)).strip()
@@ -86,7 +88,8 @@ def explain_backtrace(text):
             fn = re.search(r"0x[0-9a-f]+ (.+?) \+ \d+ in ", line)
             frame = f"{f.group(1)}:{f.group(2)}" + (f" ({fn.group(1)[:80]})" if fn else "")
     if reason:
-        reason = re.sub(r"\b0x[0-9a-fA-F]+\b", "ADDR", reason)[:160]
+        reason = re.sub(r"\b0x[0-9a-fA-F]+\b", "ADDR", reason)
+        reason = re.sub(r"\d+", "N", reason)[:160]
     return reason, frame
 
 
@@ -132,6 +135,7 @@ def run_process(argv, cwd, timeout, mem_bytes, stdin_text=None, env_extra=None, 
     env.update({
         "SPARC_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",  # two workers on two cores
         "SPARC_HISTORY": "/dev/null",
+        "SPARC_PATH": os.path.join(ROOT, "stdlib"),  # ioi() and friends, wherever the binary lives
         "HOME": cwd,  # no installed models: `load_model("smollm2")` fails fast instead of loading 100 MB
         "SWIFT_BACKTRACE": "enable=no",  # symbolication takes seconds; repro.sh turns it back on
     })
@@ -824,10 +828,10 @@ def repl_transcript(programs):
     return program_preamble() + "\n\n\n" + "".join(p + "\n\n\n" for p in programs) + ":quit\n"
 
 
-def run_repl(programs):
+def run_repl(programs, explain=False):
     o = _W["opts"]
     scratch = fresh_scratch()
-    return run_process([o["binary"]], scratch, o["timeout"] * 3, o["mem"], stdin_text=repl_transcript(programs), explain=False)
+    return run_process([o["binary"]], scratch, o["timeout"] * 3, o["mem"], stdin_text=repl_transcript(programs), explain=explain)
 
 
 def run_program_batch(cases):
@@ -855,7 +859,8 @@ def run_program_batch(cases):
                 hi = mid
             else:
                 lo = mid + 1
-        results.append((out.kind, out, {"kind": "repl", "programs": programs[:hi]}))
+        again = run_repl(programs[:hi], explain=True)  # with a backtrace, for the signature
+        results.append((again.kind, again if again.kind == out.kind else out, {"kind": "repl", "programs": programs[:hi]}))
     return results, out.seconds
 
 
@@ -896,7 +901,7 @@ def minimise(finding, binary, opts):
         if c.get("kind") == "program":
             out = run_program(c["program"])
         elif c.get("kind") == "repl":
-            out = run_repl(c["programs"])
+            out = run_repl(c["programs"], explain=True)
         else:
             out = run_file_case(c)
         return out.kind == kind and out.signature() == sig
