@@ -27,7 +27,6 @@ with the same seed and binary finds the same things.
 import argparse
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import random
@@ -240,7 +239,6 @@ def parse_gguf(data):
     """Offsets of every field a mutation may target: counts, string lengths, value types,
     array counts, numeric metadata values, tensor ranks, dims, types and data offsets."""
     fields = {"count": [], "strlen": [], "vtype": [], "arrcount": [], "num": [], "rank": [], "dim": [], "ttype": [], "toff": []}
-    pos = 8
     fields["count"] += [(8, 8), (16, 8)]
     n_tensors, n_kv = struct.unpack_from("<QQ", data, 8)
     pos = 24
@@ -898,6 +896,9 @@ def minimise(finding, binary, opts):
     def same(c):
         nonlocal budget
         budget -= 1
+        if time.monotonic() > opts["minimise_deadline"]:
+            budget = 0
+            return False
         if c.get("kind") == "program":
             out = run_program(c["program"])
         elif c.get("kind") == "repl":
@@ -1070,6 +1071,7 @@ def main():
     elapsed = time.monotonic() - started
 
     # Minimise and save each distinct finding (in this process, one at a time).
+    opts["minimise_deadline"] = time.monotonic() + (30 if args.quick else 900)
     worker_init(opts)
     seeds = _W["seeds"]
     summary_findings = []
