@@ -18,7 +18,45 @@ public struct GGUFWriter {
         tensors.append((name, tensor, encoding))
     }
 
-    public func encoded() -> Data {
+    /// The whole file in memory (small files, tests); `write(to:)` streams instead.
+    public func encoded() throws -> Data {
+        var out = try header(file: "<gguf>")
+        try emitTensors { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Writes the file atomically, streaming tensor data.
+    /// - Throws: `FormatError` for anything `GGUFFile` would refuse to read back (a key or
+    ///   tensor name used twice, a scalar or rank > 4 tensor, an empty dimension), or a
+    ///   failed write.
+    public func write(to path: String) throws {
+        let head = try header(file: path)
+        try AtomicWrite.write(to: path) { sink in
+            try sink.write(head)
+            try emitTensors { try sink.write($0) }
+        }
+    }
+
+    private func byteCount(_ t: (name: String, tensor: Tensor, encoding: Encoding)) -> Int {
+        t.encoding == .f32 ? 4 * t.tensor.count : 2 * t.tensor.count
+    }
+
+    private func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+
+    /// Everything before the tensor data, padded to the alignment.
+    private func header(file: String) throws -> Data {
+        var keys = Set<String>()
+        for (k, _) in metadata where !keys.insert(k).inserted {
+            throw FormatError(file, "cannot write metadata key \(k) twice")
+        }
+        var names = Set<String>()
+        for t in tensors {
+            guard names.insert(t.name).inserted else { throw FormatError(file, "cannot write two tensors named \(t.name)") }
+            guard (1...4).contains(t.tensor.rank), t.tensor.shape.allSatisfy({ $0 >= 1 }) else {
+                throw FormatError(file, "cannot write tensor \(t.name) of shape \(t.tensor.shape): GGUF holds tensors of rank 1...4 without empty dimensions")
+            }
+        }
+
         var out = Data()
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
@@ -57,8 +95,6 @@ public struct GGUFWriter {
             case .float64(let x): u64(x.bitPattern)
             }
         }
-        func bytes(_ e: Encoding, _ n: Int) -> Int { e == .f32 ? 4 * n : 2 * n }
-        func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
         func ggmlType(_ e: Encoding) -> GGMLType { e == .f32 ? .f32 : (e == .f16 ? .f16 : .bf16) }
 
         u32(GGUFFile.magic); u32(3)
@@ -71,22 +107,19 @@ public struct GGUFWriter {
             for d in t.tensor.shape.reversed() { u64(UInt64(d)) }
             u32(ggmlType(t.encoding).rawValue)
             u64(UInt64(offset))
-            offset += padded(bytes(t.encoding, t.tensor.count))
+            offset += padded(byteCount(t))
         }
         out.append(contentsOf: [UInt8](repeating: 0, count: padded(out.count) - out.count))
-        for t in tensors {
-            let start = out.count
-            t.tensor.withUnsafeBufferPointer { buf in
-                switch t.encoding {
-                case .f32: buf.withMemoryRebound(to: UInt8.self) { out.append(contentsOf: $0) }
-                case .f16: out.append(contentsOf: buf.map { Dequantize.halfBits($0) }.withUnsafeBytes { Array($0) })
-                case .bf16: out.append(contentsOf: buf.map { Dequantize.bfloatBits($0) }.withUnsafeBytes { Array($0) })
-                }
-            }
-            out.append(contentsOf: [UInt8](repeating: 0, count: padded(out.count - start) - (out.count - start)))
-        }
         return out
     }
 
-    public func write(to path: String) throws { try AtomicWrite.write(encoded(), to: path) }
+    private func emitTensors(_ out: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let zeros = [UInt8](repeating: 0, count: alignment)
+        for t in tensors {
+            let encoding: TensorBytes.Encoding = t.encoding == .f32 ? .f32 : (t.encoding == .f16 ? .f16 : .bf16)
+            try TensorBytes.emit(t.tensor, as: encoding, out)
+            let n = byteCount(t)
+            try zeros[0 ..< padded(n) - n].withUnsafeBytes(out)
+        }
+    }
 }

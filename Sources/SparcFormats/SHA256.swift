@@ -70,9 +70,21 @@ public struct SHA256 {
     /// The digest of files read in order (one file: what `sha256sum FILE` prints).
     public static func hex(ofFiles paths: [String]) throws -> String {
         var s = SHA256()
+        // Streamed in chunks: no copy of the whole file, and no mapping that a concurrent
+        // truncation could turn into SIGBUS.
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { chunk.deallocate() }
         for path in paths {
-            let file = try MappedFile(path: path)
-            s.update(file.bytes)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw FormatError(path, "cannot open: \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            while true {
+                let n = read(fd, chunk.baseAddress!, chunk.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { throw FormatError(path, "cannot read: \(String(cString: strerror(errno)))") }
+                if n == 0 { break }
+                s.update(UnsafeRawBufferPointer(rebasing: chunk[0 ..< n]))
+            }
         }
         return s.finalize()
     }

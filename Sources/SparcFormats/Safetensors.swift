@@ -1,8 +1,12 @@
 import Foundation
 import SparcTensor
 
-/// A memory-mapped `.safetensors` file: an 8-byte little-endian header length, a JSON
-/// header `{name: {dtype, shape, data_offsets}, "__metadata__": {…}}`, then the data.
+/// A `.safetensors` file: an 8-byte little-endian header length, a JSON header
+/// `{name: {dtype, shape, data_offsets}, "__metadata__": {…}}`, then the data.
+///
+/// Checked at open, before any tensor is decoded: the header length against the file,
+/// every dimension and offset an exact non-negative integer, dtype × shape equal to the
+/// byte range, every range inside the data section and disjoint from every other.
 public final class SafetensorsFile: @unchecked Sendable {
     public struct Entry: Sendable {
         public let name: String
@@ -17,15 +21,17 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let metadata: [String: String]
     /// Entries in data-offset order.
     public let entries: [Entry]
-    private let file: MappedFile
+    private let file: FileBytes
     private let index: [String: Int]
 
     /// Element encodings sparc reads, with their byte widths.
     static let dtypeBytes: [String: Int] = ["F32": 4, "F16": 2, "BF16": 2, "BOOL": 1, "U8": 1]
+    /// The key safetensors reserves for string metadata; no tensor may use it.
+    public static let metadataKey = "__metadata__"
 
     public init(path: String) throws {
         self.path = path
-        file = try MappedFile(path: path)
+        file = try FileBytes(path: path)
         var r = ByteReader(file.bytes, file: path)
         let headerLength = try r.read(UInt64.self, "the header length")
         guard headerLength >= 2, headerLength <= UInt64(r.remaining), headerLength <= 100_000_000 else {
@@ -35,6 +41,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         let dataStart = r.offset
         let json: Any
         do {
+            // Foundation's parser refuses nesting deeper than 512, so hostile depth is an error.
             json = try JSONSerialization.jsonObject(with: Data(headerBytes))
         } catch {
             throw FormatError(path, "header is not valid JSON")
@@ -42,7 +49,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard let header = json as? [String: Any] else { throw FormatError(path, "header is not a JSON object") }
 
         var metadata: [String: String] = [:]
-        if let meta = header["__metadata__"] {
+        if let meta = header[SafetensorsFile.metadataKey] {
             guard let m = meta as? [String: Any] else { throw FormatError(path, "__metadata__ is not an object") }
             for (k, v) in m {
                 guard let s = v as? String else { throw FormatError(path, "__metadata__.\(k) is not a string") }
@@ -53,41 +60,60 @@ public final class SafetensorsFile: @unchecked Sendable {
 
         let dataSize = file.size - dataStart
         var entries: [Entry] = []
-        for (name, value) in header where name != "__metadata__" {
+        for (name, value) in header where name != SafetensorsFile.metadataKey {
             guard let desc = value as? [String: Any],
                   let dtype = desc["dtype"] as? String,
                   let shapeAny = desc["shape"] as? [Any],
                   let offsAny = desc["data_offsets"] as? [Any], offsAny.count == 2 else {
                 throw FormatError(path, "tensor \(name): header entry needs dtype, shape and two data_offsets")
             }
-            let shape = try shapeAny.map { d -> Int in
-                guard let n = (d as? NSNumber)?.intValue, (d as? NSNumber)?.doubleValue == Double(n), n >= 0, n <= 1 << 40 else {
-                    throw FormatError(path, "tensor \(name): invalid dimension \(d)")
-                }
-                return n
-            }
-            let offs = try offsAny.map { d -> Int in
-                guard let n = (d as? NSNumber)?.intValue, n >= 0 else { throw FormatError(path, "tensor \(name): invalid data offset \(d)") }
-                return n
-            }
             guard let width = SafetensorsFile.dtypeBytes[dtype] else {
                 throw FormatError(path, "tensor \(name) has unsupported dtype \(dtype) (sparc reads F32, F16, BF16, BOOL, U8)")
             }
-            let (count, overflow) = shape.reduce((1, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
+            guard shapeAny.count <= 16 else { throw FormatError(path, "tensor \(name) has rank \(shapeAny.count) (sparc reads at most 16)") }
+            var shape: [Int] = []
+            var count = 1
+            for d in shapeAny {
+                guard let n = SafetensorsFile.exactInt(d), n >= 0, n <= 1 << 40 else {
+                    throw FormatError(path, "tensor \(name): invalid dimension \(d)")
+                }
+                let (p, overflow) = count.multipliedReportingOverflow(by: n)
+                guard !overflow else { throw FormatError(path, "tensor \(name): shape \(shapeAny) overflows the element count") }
+                shape.append(n)
+                count = p
             }
-            guard !overflow, count <= Int.max / width else { throw FormatError(path, "tensor \(name) is too large") }
-            guard offs[0] <= offs[1], offs[1] <= dataSize else {
-                throw FormatError(path, "tensor \(name): data_offsets \(offs) lie past the end of the data (\(dataSize) bytes) — truncated?")
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: width)
+            guard !overflow else { throw FormatError(path, "tensor \(name) is too large") }
+            guard let start = SafetensorsFile.exactInt(offsAny[0]), let end = SafetensorsFile.exactInt(offsAny[1]), start >= 0, end >= 0 else {
+                throw FormatError(path, "tensor \(name): invalid data_offsets \(offsAny)")
             }
-            guard offs[1] - offs[0] == count * width else {
-                throw FormatError(path, "tensor \(name): shape \(shape) of \(dtype) needs \(count * width) bytes, data_offsets give \(offs[1] - offs[0])")
+            guard start <= end, end <= dataSize else {
+                throw FormatError(path, "tensor \(name): data_offsets [\(start), \(end)] lie past the end of the data (\(dataSize) bytes) — truncated?")
             }
-            entries.append(Entry(name: name, dtype: dtype, shape: shape, offset: dataStart + offs[0], byteCount: count * width))
+            guard end - start == bytes else {
+                throw FormatError(path, "tensor \(name): shape \(shape) of \(dtype) needs \(bytes) bytes, data_offsets give \(end - start)")
+            }
+            entries.append(Entry(name: name, dtype: dtype, shape: shape, offset: dataStart + start, byteCount: bytes))
         }
         entries.sort { $0.offset < $1.offset || ($0.offset == $1.offset && $0.name < $1.name) }
+        // Disjoint ranges (empty tensors take no bytes and cannot overlap): otherwise many
+        // entries could alias one large range and multiply the memory a small file demands.
+        var previous: Entry?
+        for e in entries where e.byteCount > 0 {
+            if let p = previous, e.offset < p.offset + p.byteCount {
+                throw FormatError(path, "tensors \(p.name) (data_offsets \(p.offset - dataStart)..<\(p.offset - dataStart + p.byteCount)) and \(e.name) (from \(e.offset - dataStart)) overlap")
+            }
+            previous = e
+        }
         self.entries = entries
         index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+    }
+
+    /// A JSON number that is an exact integer: not a bool (Foundation bridges `true` to 1),
+    /// not 2.5, not 1e300 or 2^64 (which would trap on conversion).
+    static func exactInt(_ value: Any) -> Int? {
+        guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else { return nil }
+        return value as? Int
     }
 
     public var names: [String] { entries.map(\.name) }
@@ -118,14 +144,45 @@ public enum SafetensorsWriter {
         var width: Int { self == .f32 ? 4 : (self == .bool ? 1 : 2) }
     }
 
+    /// The whole file in memory (small files, tests); `write` streams instead.
     public static func encode(_ tensors: [(String, Tensor)], dtype: DType = .f32, metadata: [String: String] = [:]) throws -> Data {
+        var out = try header(tensors, dtype: dtype, metadata: metadata, file: "<safetensors>")
+        for (_, t) in tensors { try TensorBytes.emit(t, as: dtype.encoding) { out.append(contentsOf: $0) } }
+        return out
+    }
+
+    /// Writes the file atomically, streaming tensor data instead of building it in memory.
+    /// - Throws: `FormatError` for a tensor named `__metadata__`, a name used twice, a
+    ///   shape that does not describe the tensor's elements, or a failed write.
+    public static func write(_ tensors: [(String, Tensor)], to path: String, dtype: DType = .f32,
+                             metadata: [String: String] = [:]) throws {
+        let head = try header(tensors, dtype: dtype, metadata: metadata, file: path)
+        try AtomicWrite.write(to: path) { sink in
+            try sink.write(head)
+            for (_, t) in tensors { try TensorBytes.emit(t, as: dtype.encoding) { try sink.write($0) } }
+        }
+    }
+
+    /// The length prefix and JSON header, after checking everything `SafetensorsFile`
+    /// would check, so that sparc never writes a file it cannot read back.
+    static func header(_ tensors: [(String, Tensor)], dtype: DType, metadata: [String: String], file: String) throws -> Data {
         var header: [String: Any] = [:]
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        if !metadata.isEmpty { header[SafetensorsFile.metadataKey] = metadata }
         let width = dtype.width
         var offset = 0
         for (name, t) in tensors {
-            header[name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.count * width]]
-            offset += t.count * width
+            guard name != SafetensorsFile.metadataKey else {
+                throw FormatError(file, "cannot save a tensor named \(name): safetensors reserves that key for the file's metadata")
+            }
+            guard header[name] == nil else { throw FormatError(file, "cannot save two tensors named \(name)") }
+            guard t.shape.allSatisfy({ $0 >= 0 }), Tensor.elementCount(t.shape) == t.count else {
+                throw FormatError(file, "cannot save tensor \(name): shape \(t.shape) does not describe its \(t.count) elements")
+            }
+            let (bytes, o1) = t.count.multipliedReportingOverflow(by: width)
+            let (end, o2) = offset.addingReportingOverflow(bytes)
+            guard !o1, !o2 else { throw FormatError(file, "cannot save tensor \(name): too large") }
+            header[name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, end]]
+            offset = end
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         // Pad the header with spaces so the data starts 8-byte aligned.
@@ -133,21 +190,41 @@ public enum SafetensorsWriter {
         var out = Data()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        for (_, t) in tensors {
-            t.withUnsafeBufferPointer { buf in
-                switch dtype {
-                case .f32: buf.withMemoryRebound(to: UInt8.self) { out.append(contentsOf: $0) }
-                case .f16: out.append(contentsOf: buf.map { Dequantize.halfBits($0) }.withUnsafeBytes { Array($0) })
-                case .bf16: out.append(contentsOf: buf.map { Dequantize.bfloatBits($0) }.withUnsafeBytes { Array($0) })
-                case .bool: out.append(contentsOf: buf.map { $0 != 0 ? UInt8(1) : 0 })
-                }
-            }
-        }
         return out
     }
+}
 
-    public static func write(_ tensors: [(String, Tensor)], to path: String, dtype: DType = .f32,
-                             metadata: [String: String] = [:]) throws {
-        try AtomicWrite.write(try encode(tensors, dtype: dtype, metadata: metadata), to: path)
+extension SafetensorsWriter.DType {
+    var encoding: TensorBytes.Encoding {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        case .bool: return .bool
+        }
+    }
+}
+
+/// A tensor's elements in a file encoding, handed out in chunks so that writers can
+/// stream large tensors without a second full-size copy.
+enum TensorBytes {
+    enum Encoding { case f32, f16, bf16, bool }
+
+    static func emit(_ t: Tensor, as encoding: Encoding, _ out: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try t.withUnsafeBufferPointer { buf in
+            if encoding == .f32 { return try out(UnsafeRawBufferPointer(buf)) }
+            let chunk = 1 << 16
+            var start = 0
+            while start < buf.count {
+                let part = buf[start ..< min(start + chunk, buf.count)]
+                switch encoding {
+                case .f16: try part.map { Dequantize.halfBits($0).littleEndian }.withUnsafeBytes(out)
+                case .bf16: try part.map { Dequantize.bfloatBits($0).littleEndian }.withUnsafeBytes(out)
+                case .bool: try part.map { $0 != 0 ? UInt8(1) : 0 }.withUnsafeBytes(out)
+                case .f32: break
+                }
+                start += chunk
+            }
+        }
     }
 }

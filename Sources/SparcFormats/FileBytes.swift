@@ -1,14 +1,20 @@
 import Foundation
 
-/// A read-only, memory-mapped file. Its bytes are only reached through `ByteReader`
-/// or `slice(offset:count:)`, which check every range first.
-public final class MappedFile: @unchecked Sendable {
+/// A file's bytes, read into memory when it is opened. Its bytes are only reached
+/// through `ByteReader` or `slice(offset:count:what:)`, which check every range first.
+///
+/// Why not `mmap`: a mapped file that another process truncates (a download being
+/// replaced, a save running beside a load) turns the next read of a vanished page into
+/// SIGBUS, which no range check can prevent. A private copy cannot change underneath us;
+/// the models sparc reads are decoded in full right after opening anyway, so the copy
+/// costs one pass over the bytes (see docs/RELIABILITY.md for the measured load time).
+public final class FileBytes: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw FormatError(path, "cannot open: \(String(cString: strerror(errno)))")
         }
@@ -18,13 +24,23 @@ public final class MappedFile: @unchecked Sendable {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw FormatError(path, "not a regular file") }
         let size = Int(st.st_size)
         guard size > 0 else { throw FormatError(path, "file is empty") }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw FormatError(path, "cannot map into memory: \(String(cString: strerror(errno)))")
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+        var done = 0
+        while done < size {
+            // Chunks keep each read well under the kernel's per-call limit (~2 GiB).
+            let n = pread(fd, buffer.baseAddress! + done, min(size - done, 1 << 30), off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = n < 0 ? String(cString: strerror(errno)) : "the file shrank to \(done) bytes while being read"
+                buffer.deallocate()
+                throw FormatError(path, "cannot read: \(reason)")
+            }
+            done += n
         }
-        bytes = UnsafeRawBufferPointer(start: base, count: size)
+        bytes = UnsafeRawBufferPointer(buffer)
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count) }
+    deinit { bytes.deallocate() }
 
     public var size: Int { bytes.count }
 
