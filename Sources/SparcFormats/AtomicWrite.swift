@@ -27,6 +27,12 @@ public enum AtomicWrite {
     public static func write(to path: String, _ fill: (FileSink) throws -> Void) throws {
         let target = URL(fileURLWithPath: path)
         let parent = target.deletingLastPathComponent().path
+        // Renaming over a device, pipe or folder would replace it (as root, /dev/full
+        // became a regular file): only regular files are replaced.
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+            throw FormatError(path, "not a regular file: sparc only writes regular files")
+        }
         removeStaleTemporaries(in: parent, named: target.lastPathComponent)
         let tmp = temporaryPath(for: target)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)

@@ -68,6 +68,11 @@ extension Model {
     public func generate(_ prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy, stopAtEOS: Bool = true,
                          onToken: (Int) -> Void = { _ in }) throws -> [Int] {
         guard maxTokens >= 0 else { throw ModelError.invalidInput("max_tokens must be ≥ 0") }
+        if case .sample(let temperature, let topK, let topP, _) = sampling {
+            guard temperature.isFinite && temperature >= 0 else { throw ModelError.invalidInput("temperature must be a finite number ≥ 0, got \(temperature)") }
+            if let k = topK, k < 0 { throw ModelError.invalidInput("top_k must be ≥ 0, got \(k)") }
+            if let p = topP, !(p > 0 && p <= 1) { throw ModelError.invalidInput("top_p must be in (0, 1], got \(p)") }
+        }
         try validate(prompt, extraPositions: maxTokens)
         if maxTokens == 0 { return [] }
         var sampler = Sampler(sampling)

@@ -5,22 +5,33 @@ import SparcTensor
 /// Writing models back out: a Hugging Face folder (config.json, model.safetensors,
 /// tokenizer.json) that transformers loads, or a GGUF file in llama.cpp's layout.
 extension Model {
-    /// Writes an HF folder; files are written atomically, the folder created if needed.
+    /// Writes an HF folder in one step: the files go to a temporary folder beside it, which
+    /// then replaces the folder (an exchange of names), so a killed save never leaves new
+    /// config.json with old weights. Other files already in the folder (a README, a
+    /// licence) are carried over; old weight files are not, since they would load too.
     public func save(huggingFaceFolder dir: String) throws {
         if case .frequencyFactors = config.ropeScaling {
             throw ModelError.invalidInput("this model's RoPE scaling is stored as per-frequency factors (from a GGUF file), which config.json cannot express; save it as .gguf")
         }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let url = URL(fileURLWithPath: dir)
-        try AtomicWrite.write(try JSONSerialization.data(withJSONObject: architecture.configJSON(config), options: [.prettyPrinted, .sortedKeys]),
-                              to: url.appendingPathComponent("config.json").path)
-        try SafetensorsWriter.write(parameterNames.map { ($0, parameters[$0]!) }, to: url.appendingPathComponent("model.safetensors").path,
-                                    metadata: ["format": "pt"])
-        try AtomicWrite.write(try JSONSerialization.data(withJSONObject: tokenizer.tokenizerJSON(), options: [.sortedKeys]),
-                              to: url.appendingPathComponent("tokenizer.json").path)
+        let parent = URL(fileURLWithPath: dir).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        var files: [(String, Data)] = [
+            ("config.json", try JSONSerialization.data(withJSONObject: architecture.configJSON(config), options: [.prettyPrinted, .sortedKeys])),
+            ("tokenizer.json", try JSONSerialization.data(withJSONObject: tokenizer.tokenizerJSON(), options: [.sortedKeys])),
+        ]
         for (name, object) in transformersFiles() {
-            try AtomicWrite.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
-                                  to: url.appendingPathComponent(name).path)
+            files.append((name, try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])))
+        }
+        try AtomicDirectory.write(to: dir) { tmp in
+            let out = URL(fileURLWithPath: tmp)
+            for (name, data) in files { try data.write(to: out.appendingPathComponent(name)) }
+            try SafetensorsWriter.write(parameterNames.map { ($0, parameters[$0]!) }, to: out.appendingPathComponent("model.safetensors").path,
+                                        metadata: ["format": "pt"])
+            let ours = Set(files.map(\.0) + ["model.safetensors"])
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            where !ours.contains(name) && !name.hasSuffix(".safetensors") && name != "model.safetensors.index.json" && !name.hasPrefix(".") {
+                try FileManager.default.copyItem(atPath: dir + "/" + name, toPath: out.appendingPathComponent(name).path)
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import SparcAttribution
 import SparcTensor
 
@@ -19,7 +20,7 @@ public enum Selection {
     public static func extreme(_ map: RelevanceMap, k: Double, largest: Bool, per scope: Scope = .global) throws -> Mask {
         guard k >= 0, k.isFinite else { throw MaskError.invalid("k must be a count ≥ 1 or a fraction in [0, 1)") }
         var mask = try Mask(like: map)
-        mask.provenance["selection"] = "\(largest ? "top" : "bottom") \(k < 1 ? String(k) : String(Int(k))) per \(scope.rawValue)"
+        mask.provenance["selection"] = "\(largest ? "top" : "bottom") \(k < 1 ? String(k) : String(format: "%.0f", k)) per \(scope.rawValue)"
         // Each group is a list of (key, flat range) covering one ranking.
         var groups: [[(String, Range<Int>)]] = []
         switch scope {
@@ -35,7 +36,8 @@ public enum Selection {
         }
         for group in groups {
             let size = group.reduce(0) { $0 + $1.1.count }
-            let want = k < 1 ? Int((k * Double(size)).rounded()) : min(Int(k), size)
+            // k ≥ size selects everything (compared as doubles: k may exceed Int's range).
+            let want = k < 1 ? Int((k * Double(size)).rounded()) : (k >= Double(size) ? size : Int(k))
             guard want > 0 else { continue }
             // Keys ordered so that "larger" means "chosen first": NaN lowest either way.
             func key(_ v: Float) -> Float { v.isNaN ? -.infinity : (largest ? v : -v) }

@@ -79,7 +79,7 @@ public enum CircuitSearch {
             progress(points.count)
         }
         guard var best = hi else {
-            throw WorkflowError.invalid("no circuit in the grid keeps \(Int(target * 100)) % of the metric (best: \(String(format: "%.1f", 100 * (points.map(\.ratio).max() ?? 0))) %)")
+            throw WorkflowError.invalid("no circuit in the grid keeps \(String(format: "%g", target * 100)) % of the metric (best: \(String(format: "%.1f", 100 * (points.map(\.ratio).max() ?? 0))) %)")
         }
         var lo = points.last(where: { $0.kept < best.point.kept && $0.ratio < target })
         for _ in 0..<refine {

@@ -110,8 +110,8 @@ func sampleTensor(_ shape: [Int], seed: Int = 1) -> Tensor {
             d[i] == 1 && d[i + 1 ... i + 7].allSatisfy { $0 == 0 } && d[i + 8] == nameBytes[0] && d[i + 9] == 2 }) {
             // u64 len=1, "a", u32 n_dims=2, 2×u64 dims, then u32 type
             let typeAt = at + 8 + 1 + 4 + 16
-            d[typeAt] = 12
-            try expectMessage(d, "unsupported type Q4_K")
+            d[typeAt] = 16
+            try expectMessage(d, "unsupported type IQ2_XXS")
         } else {
             Issue.record("tensor record not found")
         }

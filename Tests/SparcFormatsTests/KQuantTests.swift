@@ -153,7 +153,7 @@ enum QuantFixture {
         try expectMessage(ggufFile(dims: [128, 2], type: 14, dataBytes: 210),
                           "tensor w: row length 128 is not a multiple of the Q6_K block size")
         try expectMessage(ggufFile(dims: [256, 2], type: 14, dataBytes: 210),
-                          "tensor w: data (420 bytes at offset 0) lies past the end of the file")
+                          "tensor w: data (420 bytes at offset 0) lies past the end of the data section")
         try expectMessage(ggufFile(dims: [256], type: 16, dataBytes: 66), "tensor w has unsupported type IQ2_XXS")
 
         // The same file with its whole data decodes (zero scales: zeros).

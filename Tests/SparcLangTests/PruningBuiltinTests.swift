@@ -53,7 +53,7 @@ import SparcModel
         // Pruning with such a mask zeroes those parameters too.
         try s.run("let p = prune(m, topk(abs(attribute(m, \"hello\", parameters: [\"embeddings\"])), 10))")
         #expect(try s.eval("sum(param(p, \"model.embed_tokens.weight\") == 0) - sum(param(m, \"model.embed_tokens.weight\") == 0)") == "10")
-        #expect(s.error("attribute(m, \"x\", parameters: \"biases\")").contains("unknown parameter group biases (one of linear, norms, embeddings, head, or all)"))
+        #expect(s.error("attribute(m, \"x\", parameters: \"bias\")").contains("unknown parameter group bias (one of linear, norms, embeddings, head, biases, or all)"))
         #expect(s.error("attribute(m, \"x\", method: \"wanda\", parameters: \"all\")").contains("scores the block linear weights only"))
     }
 }
