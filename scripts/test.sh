@@ -4,4 +4,6 @@
 # the default model is missing: install it with `bash scripts/setup.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/blas-env.sh
+echo "==> OpenBLAS kernels: ${OPENBLAS_CORETYPE:-chosen by OpenBLAS}"
 SPARC_REQUIRE_MODEL=1 swift test -c release "$@"

@@ -151,10 +151,13 @@ struct ConfigJSON {
     let j: [String: Any]
     let file: String
 
-    func int(_ k: String) -> Int? {
-        guard let n = j[k] as? NSNumber else { return nil }
+    /// A whole number, nil when the key is absent or null; anything else is an error
+    /// (a silently ignored bad value would fall back to a default).
+    func int(_ k: String) throws -> Int? {
+        guard let v = j[k], !(v is NSNull) else { return nil }
+        guard let n = v as? NSNumber, !(v is Bool) else { throw FormatError(file, "config.json: \(k) must be a number") }
         let d = n.doubleValue
-        guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { return nil }
+        guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { throw FormatError(file, "config.json: \(k) = \(n) is not a usable whole number") }
         return Int(d)
     }
     func double(_ k: String) -> Double? { (j[k] as? NSNumber)?.doubleValue }
@@ -163,15 +166,15 @@ struct ConfigJSON {
 
     func require(_ keys: String...) throws -> [Int] {
         try keys.map { k in
-            guard let v = int(k) else { throw FormatError(file, "config.json: missing or invalid \(k)") }
+            guard let v = try int(k) else { throw FormatError(file, "config.json: missing or invalid \(k)") }
             return v
         }
     }
 
     /// BOS/EOS ids (a number or a list).
     func specialTokens(into c: inout ModelConfig) {
-        c.bosTokenId = int("bos_token_id")
-        if let e = int("eos_token_id") { c.eosTokenIds = [e] }
+        c.bosTokenId = (try? int("bos_token_id")) ?? nil
+        if let e = (try? int("eos_token_id")) ?? nil { c.eosTokenIds = [e] }
         if let e = j["eos_token_id"] as? [NSNumber] { c.eosTokenIds = e.map(\.intValue) }
     }
 

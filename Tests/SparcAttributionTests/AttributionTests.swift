@@ -14,6 +14,11 @@ enum RelevanceFixtures {
 
     /// (ids, target, explained) of prompt i for a model and mode ("lrp" or "gradient").
     static func prompt(_ mode: String, _ model: String, _ i: Int) -> (ids: [Int], target: AttributionTarget, explained: Double) {
+        prompt(in: meta, mode, model, i)
+    }
+
+    /// The same from another reference file's metadata.
+    static func prompt(in meta: [String: Any], _ mode: String, _ model: String, _ i: Int) -> (ids: [Int], target: AttributionTarget, explained: Double) {
         let e = ((meta[mode] as! [String: Any])[model] as! [[String: Any]])[i]
         let ids = (e["ids"] as! [NSNumber]).map(\.intValue)
         let t = e["target"] as! [Any]

@@ -17,16 +17,7 @@ enum FamilyRelevance {
     static let names = ["llama-linear", "llama-llama3", "qwen2-gqa", "qwen2-tied", "gpt2", "gpt2-inner", "opt", "opt-post"]
 
     static func prompt(_ mode: String, _ model: String, _ i: Int) -> (ids: [Int], target: AttributionTarget, explained: Double) {
-        let e = ((meta[mode] as! [String: Any])[model] as! [[String: Any]])[i]
-        let ids = (e["ids"] as! [NSNumber]).map(\.intValue)
-        let t = e["target"] as! [Any]
-        let target: AttributionTarget
-        switch t[0] as! String {
-        case "contrast": target = .contrast(answer: (t[1] as! NSNumber).intValue, foil: (t[2] as! NSNumber).intValue)
-        case "lm": target = .languageModeling
-        default: target = .predicted
-        }
-        return (ids, target, (e["explained"] as! NSNumber).doubleValue)
+        RelevanceFixtures.prompt(in: meta, mode, model, i)
     }
 
     /// Relative L2 error, with an absolute floor for relevances that are zero in theory

@@ -13,14 +13,14 @@ public struct GPT2: Architecture {
         let j = ConfigJSON(j: json, file: file)
         let v = try j.require("vocab_size", "n_embd", "n_layer", "n_head")
         let d = v[1]
-        var c = ModelConfig(vocabSize: v[0], hiddenSize: d, intermediateSize: j.int("n_inner") ?? 4 * d,
+        var c = ModelConfig(vocabSize: v[0], hiddenSize: d, intermediateSize: try j.int("n_inner") ?? 4 * d,
                             numLayers: v[2], numHeads: v[3], numKVHeads: v[3])
         guard v[3] > 0, d % v[3] == 0 else { throw FormatError(file, "config.json: n_embd \(d) is not a multiple of n_head \(v[3])") }
         for flag in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where j.bool(flag) == true {
             throw FormatError(file, "GPT-2 with \(flag) is not supported")
         }
         if j.bool("scale_attn_weights") == false { throw FormatError(file, "GPT-2 without scale_attn_weights is not supported") }
-        c.maxPositions = j.int("n_positions") ?? 1024
+        c.maxPositions = try j.int("n_positions") ?? 1024
         c.normEps = j.double("layer_norm_epsilon") ?? 1e-5
         c.tieWordEmbeddings = j.bool("tie_word_embeddings") ?? true
         c.activation = try j.activation("activation_function", default: "gelu_new")

@@ -21,9 +21,9 @@ public struct Llama: Architecture {
     static func decoderConfig(_ j: ConfigJSON) throws -> ModelConfig {
         let v = try j.require("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
         var c = ModelConfig(vocabSize: v[0], hiddenSize: v[1], intermediateSize: v[2], numLayers: v[3],
-                            numHeads: v[4], numKVHeads: j.int("num_key_value_heads") ?? v[4], headDim: j.int("head_dim"))
+                            numHeads: v[4], numKVHeads: try j.int("num_key_value_heads") ?? v[4], headDim: try j.int("head_dim"))
         c.normEps = j.double("rms_norm_eps") ?? 1e-6
-        c.maxPositions = j.int("max_position_embeddings") ?? 2048
+        c.maxPositions = try j.int("max_position_embeddings") ?? 2048
         c.tieWordEmbeddings = j.bool("tie_word_embeddings") ?? false
         c.activation = try j.activation("hidden_act", default: "silu")
         j.specialTokens(into: &c)

@@ -21,7 +21,7 @@ public struct OPT: Architecture {
         if j.bool("layer_norm_elementwise_affine") == false { throw FormatError(file, "OPT without LayerNorm affine parameters is not supported") }
         if j.bool("scale_embedding") == true { throw FormatError(file, "OPT with scale_embedding is not supported") }
         if j.bool("_remove_final_layer_norm") == true { throw FormatError(file, "OPT with _remove_final_layer_norm is not supported") }
-        c.maxPositions = j.int("max_position_embeddings") ?? 2048
+        c.maxPositions = try j.int("max_position_embeddings") ?? 2048
         c.normEps = 1e-5  // nn.LayerNorm's default; OPT's config has no epsilon
         c.tieWordEmbeddings = j.bool("tie_word_embeddings") ?? true
         c.activation = try j.activation("activation_function", default: "relu")
@@ -36,7 +36,7 @@ public struct OPT: Architecture {
         c.queryKeyValueBias = true
         c.attentionOutputBias = true
         c.mlpBias = true
-        if let e = j.int("word_embed_proj_dim"), e != c.hiddenSize { c.embeddingSize = e }
+        if let e = try j.int("word_embed_proj_dim"), e != c.hiddenSize { c.embeddingSize = e }
         return c
     }
 
