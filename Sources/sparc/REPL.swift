@@ -33,7 +33,12 @@ final class REPL {
 
     /// Writes the history to a temporary file beside it and renames that over it, so a
     /// crash or a second sparc writing at the same time never leaves a truncated file.
+    /// A history path that is a device or pipe (`SPARC_HISTORY=/dev/null`) means no
+    /// history: renaming over it would replace the device with a regular file, and
+    /// libedit's writer would chmod it to 0600.
     private func saveHistory() {
+        var st = stat()
+        if stat(historyPath, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { return }
         let temp = historyPath + ".tmp-\(getpid())"
         if sparc_editline_write_history(temp) == 0 {
             if rename(temp, historyPath) != 0 { unlink(temp) }
@@ -45,7 +50,8 @@ final class REPL {
     func run() -> Int32 {
         Completion.shared.interpreter = interpreter
         sparc_editline_init("sparc", completionCandidates)
-        _ = sparc_editline_read_history(historyPath)
+        var st = stat()
+        if stat(historyPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { _ = sparc_editline_read_history(historyPath) }
         installInterruptHandler()
         print("sparc \(Sparc.version) — :help for help, :quit or Ctrl-D to leave")
 

@@ -158,6 +158,26 @@ final class PTYSession {
         #expect(try FileManager.default.contentsOfDirectory(atPath: home) == [".sparc_history"])
     }
 
+    /// `SPARC_HISTORY` naming a device or pipe (the fuzz harness uses /dev/null) means no
+    /// history: the old atomic save renamed a regular file over /dev/null. Checked on a
+    /// FIFO, which a regression cannot damage.
+    @Test func historyOnADeviceOrPipeLeavesItAlone() throws {
+        let dir = NSTemporaryDirectory() + "sparc-fifo-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = dir + "/history"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let s = try PTYSession(environment: ["SPARC_HISTORY": fifo])
+        #expect(s.expect("sparc> "), "\(s.transcript)")
+        s.send("6 * 7\r")
+        #expect(s.expect("42"), "\(s.transcript)")
+        s.send(":quit\r")
+        #expect(s.waitForExit() == 0)
+        var info = stat()
+        #expect(stat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["history"])
+    }
+
     @Test func deepValuesAndHugeInputsAtThePrompt() throws {
         let history = historyFile()
         defer { try? FileManager.default.removeItem(atPath: history) }
