@@ -36,8 +36,8 @@ struct Linear: @unchecked Sendable {
             BLAS.linearWeightGradient(dy, x, rows: rows, outFeatures: outFeatures, inFeatures: inFeatures,
                                       into: dw, accumulate: !first)
         }
-        if let bias, grads.wants(ParameterKey(key.role.biasRole!, layer: key.layer)) {
-            let (db, _) = grads.buffer(ParameterKey(key.role.biasRole!, layer: key.layer), shape: bias.shape)
+        if let bias, let role = key.role.biasRole, grads.wants(ParameterKey(role, layer: key.layer)) {
+            let (db, _) = grads.buffer(ParameterKey(role, layer: key.layer), shape: bias.shape)
             let n = outFeatures
             Parallel.forRanges(n, minChunk: 64) { cols in
                 for i in 0..<rows { for j in cols { db[j] += dy[i * n + j] } }
