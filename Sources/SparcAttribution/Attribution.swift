@@ -32,6 +32,10 @@ public enum AttributionLevel: String, CaseIterable, Sendable {
     /// Every element of every parameter in the prunable set (the block linear weights by
     /// default), under the checkpoint's names and shapes.
     case weight
+    /// Output units of each linear layer: a weight-level map summed over each row (keyed by
+    /// the weight's name, `[out]`). The unit's relevance, as LRP conserves it through the
+    /// layer (Hatefi et al. 2025: a neuron is a row of any chosen linear layer).
+    case row
 }
 
 /// What is explained for a sample.
@@ -108,8 +112,9 @@ public enum Attribution {
                                  level: AttributionLevel = .weight, batchSize: Int = 8, absolute: Bool = false,
                                  parameters: ParameterGroups = .linear,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> RelevanceMap {
-        var map = try compute(model, samples: samples, method: method, level: level, batchSize: batchSize,
-                              absolute: absolute, groups: parameters, progress: progress)
+        var map = try compute(model, samples: samples, method: method, level: level == .row ? .weight : level,
+                              batchSize: batchSize, absolute: absolute, groups: parameters, progress: progress)
+        if level == .row { map = try rows(of: map, model: model) }
         func kind(_ t: AttributionTarget) -> String {
             switch t {
             case .predicted: return "predicted"
@@ -133,7 +138,7 @@ public enum Attribution {
         if groups != .linear && (method == .wanda || method == .activation) {
             throw AttributionError.invalid("method \(method.rawValue) scores the block linear weights only (their input activations); biases, norms, embeddings and the head have none")
         }
-        if groups != .linear && level != .weight {
+        if groups != .linear && level != .weight && level != .row {
             throw AttributionError.invalid("parameters other than the linear weights are a weight-level choice (level is \(level.rawValue))")
         }
         let names = weightNames(model, groups)
@@ -171,7 +176,7 @@ public enum Attribution {
             let needsEveryPosition = batch.contains { $0.target == .languageModeling }
             let (logits, trace) = try model.tracedLogits(batch: batch.map(\.ids), lastOnly: forwardOnly || !needsEveryPosition)
             if forwardOnly {
-                inputStatistics.add(trace, wanda: method == .wanda, gated: c.gatedMLP)
+                inputStatistics.add(trace, method == .wanda ? .square : .absolute, gated: c.gatedMLP)
             } else {
                 let (seeds, values) = try logitSeeds(model, trace, logits, batch, unitSeed: method == .gradient)
                 explained += values
@@ -243,6 +248,8 @@ public enum Attribution {
             for l in 0..<c.numLayers {
                 out.append((components.attention(l), scaled(headSums(grads.attentionChannels[l].scalars, heads: c.numHeads, headDim: c.headDim), 1 / count)))
             }
+        case (_, .row):
+            preconditionFailure("row maps are summed from weight maps by attribute()")
         case (_, .token), (_, .hidden):
             for (i, sample) in perSample.enumerated() {
                 for (key, t) in sample { out.append((samples.count == 1 ? key : "sample.\(i).\(key)", t)) }
@@ -336,12 +343,14 @@ public enum Attribution {
         return RelevanceMap(names: names, tensors: tensors, method: .magnitude, level: .weight, sampleCount: 0, explained: [])
     }
 
-    /// Per linear weight, Σ over tokens of x_j² (wanda) or |x_j| (activation) of its input column.
+    /// Per linear weight, Σ over tokens of x_j² (wanda), |x_j| (activation) or x_j (mean
+    /// ablation) of its input column.
     struct InputStatistics {
+        enum Statistic { case square, absolute, signed }
         var sums: [ParameterKey: [Double]] = [:]
         var tokens = 0
 
-        mutating func add(_ trace: ActivationTrace, wanda: Bool, gated: Bool) {
+        mutating func add(_ trace: ActivationTrace, _ statistic: Statistic, gated: Bool) {
             for (l, a) in trace.layers.enumerated() {
                 var inputs: [(ParameterRole, Tensor)] = [
                     (.query, a.attentionInput), (.key, a.attentionInput), (.value, a.attentionInput),
@@ -353,7 +362,16 @@ public enum Attribution {
                     let rows = x.shape[0], width = x.shape[1]
                     var acc = sums[key] ?? [Double](repeating: 0, count: width)
                     x.withUnsafeBufferPointer { p in
-                        for i in 0..<rows { for j in 0..<width { let v = Double(p[i * width + j]); acc[j] += wanda ? v * v : abs(v) } }
+                        for i in 0..<rows {
+                            for j in 0..<width {
+                                let v = Double(p[i * width + j])
+                                switch statistic {
+                                case .square: acc[j] += v * v
+                                case .absolute: acc[j] += abs(v)
+                                case .signed: acc[j] += v
+                                }
+                            }
+                        }
                     }
                     sums[key] = acc
                 }
@@ -362,6 +380,50 @@ public enum Attribution {
         }
 
         func means(_ key: ParameterKey) -> [Float] { sums[key]!.map { Float($0 / Double(tokens)) } }
+    }
+
+    /// The mean input of every block linear layer over the tokens of `prompts` (runtime
+    /// keys, `[in]` each): what mean ablation puts in place of a pruned weight's, unit's or
+    /// head's contribution (Wang et al. 2023; ACDC).
+    public static func inputMeans(_ model: Model, prompts: [[Int]], batchSize: Int = 8) throws -> [ParameterKey: [Float]] {
+        guard !prompts.isEmpty else { throw AttributionError.invalid("mean ablation needs at least one reference prompt") }
+        var statistics = InputStatistics()
+        for start in stride(from: 0, to: prompts.count, by: max(batchSize, 1)) {
+            try Interrupt.check()
+            let (_, trace) = try model.tracedLogits(batch: Array(prompts[start..<min(start + max(batchSize, 1), prompts.count)]), lastOnly: true)
+            statistics.add(trace, .signed, gated: model.config.gatedMLP)
+        }
+        return statistics.sums.mapValues { $0.map { Float($0 / Double(statistics.tokens)) } }
+    }
+
+    /// A weight-level map summed over each output unit of every linear layer: the row
+    /// level. Fused checkpoint tensors (GPT-2's c_attn) list their pieces' units in order.
+    public static func rows(of map: RelevanceMap, model: Model) throws -> RelevanceMap {
+        guard map.level == .weight else { throw AttributionError.invalid("row relevance is summed from a weight-level map, not a \(map.level.rawValue) map") }
+        var names: [String] = [], tensors: [String: Tensor] = [:]
+        for n in map.names {
+            guard let t = model.layout.tensor(named: n), let values = map[n], values.shape == t.shape else {
+                throw AttributionError.invalid("the map's \(n) is not a parameter of this model with that shape: the map is for another model")
+            }
+            guard t.pieces.allSatisfy({ $0.shape.count == 2 }) else { continue }  // vectors have no rows
+            let units = t.pieces.reduce(0) { $0 + $1.shape[0] }
+            var sums = [Float](repeating: 0, count: units)
+            values.withUnsafeBufferPointer { p in
+                for piece in t.pieces {
+                    for r in 0..<piece.shape[0] {
+                        var s: Float = 0
+                        for col in 0..<piece.shape[1] { s += p[t.checkpointIndex(piece, row: r, column: col)] }
+                        sums[piece.offset + r] = s
+                    }
+                }
+            }
+            names.append(n)
+            tensors[n] = Tensor(shape: [units], values: sums)
+        }
+        guard !names.isEmpty else { throw AttributionError.invalid("the map has no matrices, so no rows") }
+        var out = RelevanceMap(names: names, tensors: tensors, method: map.method, level: .row, sampleCount: map.sampleCount, explained: map.explained)
+        out.provenance = map.provenance
+        return out
     }
 
     // MARK: tensor helpers

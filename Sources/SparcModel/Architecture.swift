@@ -168,7 +168,7 @@ public struct ParameterLayout: Sendable {
     }
 
     /// Runtime parameters from checkpoint tensors (shared where the layouts agree).
-    func runtimeParameters(_ checkpoint: [String: Tensor]) -> [ParameterKey: Tensor] {
+    public func runtimeParameters(_ checkpoint: [String: Tensor]) -> [ParameterKey: Tensor] {
         var out: [ParameterKey: Tensor] = [:]
         for t in tensors {
             guard let value = checkpoint[t.name] else { continue }

@@ -59,10 +59,12 @@ public final class Model: @unchecked Sendable {
     public var components: ComponentNames { architecture.components }
 
     /// A model with some parameters replaced (same names and shapes); the rest are shared.
-    public func replacing(_ replacements: [String: Tensor]) throws -> Model {
+    /// With `config`, the layout may grow (biases added by mean ablation): `replacements`
+    /// must then hold every new tensor.
+    public func replacing(_ replacements: [String: Tensor], config newConfig: ModelConfig? = nil) throws -> Model {
         var p = parameters
         for (k, v) in replacements { p[k] = v }
-        let m = try Model(config: config, tokenizer: tokenizer, parameters: p, source: source)
+        let m = try Model(config: newConfig ?? config, tokenizer: tokenizer, parameters: p, source: source)
         m.isModified = true
         return m
     }

@@ -13,10 +13,18 @@ extension Model {
         if case .frequencyFactors = config.ropeScaling {
             throw ModelError.invalidInput("this model's RoPE scaling is stored as per-frequency factors (from a GGUF file), which config.json cannot express; save it as .gguf")
         }
+        // config.json must describe every tensor written: a mean-ablated Qwen2 has an o_proj
+        // bias that Qwen2's config has no flag for, and transformers would drop it silently.
+        let configJSON = architecture.configJSON(config)
+        let described = try architecture.layout(architecture.config(json: configJSON, file: dir + "/config.json")).names
+        guard described == layout.names else {
+            let missing = layout.names.filter { !described.contains($0) }
+            throw ModelError.invalidInput("a \(config.architecture) config.json cannot describe this model's \(missing.first ?? "parameters")\(missing.count > 1 ? " (and \(missing.count - 1) more)" : ""); save it as .gguf, or prune with ablation: \"zero\"")
+        }
         let parent = URL(fileURLWithPath: dir).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         var files: [(String, Data)] = [
-            ("config.json", try JSONSerialization.data(withJSONObject: architecture.configJSON(config), options: [.prettyPrinted, .sortedKeys])),
+            ("config.json", try JSONSerialization.data(withJSONObject: configJSON, options: [.prettyPrinted, .sortedKeys])),
             ("tokenizer.json", try JSONSerialization.data(withJSONObject: tokenizer.tokenizerJSON(), options: [.sortedKeys])),
         ]
         for (name, object) in transformersFiles() {

@@ -1,11 +1,16 @@
 import SparcAttribution
 import SparcTensor
 
-/// A set of weights, neurons or heads of one model, at one granularity, stored as bitsets
-/// keyed like the relevance map it came from (HF parameter names for weights,
-/// `model.layers.L.mlp` / `model.layers.L.self_attn` for neurons and heads).
+/// A set of weights, rows, neurons or heads of one model, at one granularity, stored as
+/// bitsets keyed like the relevance map it came from (HF parameter names for weights and
+/// rows, `model.layers.L.mlp` / `model.layers.L.self_attn` for neurons and heads).
 public struct Mask: Sendable {
-    public enum Granularity: String, Sendable, CaseIterable { case weight, neuron, head }
+    public enum Granularity: String, Sendable, CaseIterable {
+        case weight
+        /// Output units of linear layers (rows of `[out, in]` weights).
+        case row
+        case neuron, head
+    }
 
     public let granularity: Granularity
     public let names: [String]
@@ -25,7 +30,7 @@ public struct Mask: Sendable {
     /// An empty (or full) mask with the keys and shapes of `map`.
     public init(like map: RelevanceMap, filled: Bool = false) throws {
         guard let g = Granularity(rawValue: map.level == .head ? "head" : map.level.rawValue) else {
-            throw MaskError.invalid("masks are made from weight, neuron or head relevance, not \(map.level.rawValue)")
+            throw MaskError.invalid("masks are made from weight, row, neuron or head relevance, not \(map.level.rawValue)")
         }
         granularity = g
         names = map.names

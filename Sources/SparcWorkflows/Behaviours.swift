@@ -19,6 +19,12 @@ public enum Repetition {
         for i in 0..<total { seen.insert(w[i..<(i + n)]) }
         return 1 - Double(seen.count) / Double(total)
     }
+
+    /// The Response Uniqueness Ratio (Hatefi et al. 2025, Eq. 11): |unique tokens| / |tokens|,
+    /// near 1 for varied text and small for a loop; 0 for an empty response.
+    public static func uniquenessRatio<T: Hashable>(_ tokens: [T]) -> Double {
+        tokens.isEmpty ? 0 : Double(Set(tokens).count) / Double(tokens.count)
+    }
 }
 
 /// A toxicity scorer: a text's score is in [0, 1].

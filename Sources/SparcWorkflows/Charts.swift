@@ -6,7 +6,17 @@ public enum Charts {
     public struct Series: Sendable {
         public let name: String
         public let points: [(x: Double, y: Double)]
-        public init(name: String, points: [(x: Double, y: Double)]) { self.name = name; self.points = points }
+        /// A half-width per point (a standard deviation), drawn as a shaded band y ± spread.
+        public let spread: [Double]?
+        public init(name: String, points: [(x: Double, y: Double)], spread: [Double]? = nil) {
+            self.name = name; self.points = points; self.spread = spread?.count == points.count ? spread : nil
+        }
+
+        /// The band's edges: (x, y − spread) and (x, y + spread).
+        var bandEdges: [(x: Double, y: Double)] {
+            guard let spread else { return [] }
+            return zip(points, spread).flatMap { p, s in [(p.x, p.y - s), (p.x, p.y + s)] }
+        }
     }
 
     static let palette = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22"]
@@ -18,7 +28,7 @@ public enum Charts {
         let width = 720.0, height = 440.0, left = 70.0, right = 170.0, top = 40.0, bottom = 55.0
         func tx(_ v: Double) -> Double? { logX ? (v > 0 ? log10(v) : nil) : (v.isFinite ? v : nil) }
         func ty(_ v: Double) -> Double? { logY ? (v > 0 ? log10(v) : nil) : (v.isFinite ? v : nil) }
-        let all = series.flatMap { $0.points.compactMap { p in tx(p.x).flatMap { x in ty(p.y).map { (x, $0) } } } }
+        let all = series.flatMap { ($0.points + $0.bandEdges).compactMap { p in tx(p.x).flatMap { x in ty(p.y).map { (x, $0) } } } }
         var (x0, x1) = (all.map(\.0).min() ?? 0, all.map(\.0).max() ?? 1)
         var (y0, y1) = (all.map(\.1).min() ?? 0, all.map(\.1).max() ?? 1)
         // A flat axis gets some width; near 1e16 adding 1 changes nothing, so widen by
@@ -45,6 +55,16 @@ public enum Charts {
         for (i, s) in series.enumerated() {
             let colour = palette[i % palette.count]
             let pts = s.points.compactMap { p in tx(p.x).flatMap { x in ty(p.y).map { (px(x), py($0)) } } }
+            if let spread = s.spread {
+                // Lower edge left to right, upper edge back: one closed, translucent polygon.
+                func edge(_ sign: Double) -> [(Double, Double)] {
+                    zip(s.points, spread).compactMap { p, d in tx(p.x).flatMap { x in ty(p.y + sign * d).map { (px(x), py($0)) } } }
+                }
+                let outline = edge(-1) + edge(1).reversed()
+                if outline.count >= 3 {
+                    svg += "<polygon fill=\"\(colour)\" fill-opacity=\"0.18\" stroke=\"none\" points=\"\(outline.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " "))\"/>\n"
+                }
+            }
             if !pts.isEmpty {
                 svg += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\"\(pts.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " "))\"/>\n"
                 for p in pts { svg += "<circle cx=\"\(f(p.0))\" cy=\"\(f(p.1))\" r=\"3\" fill=\"\(colour)\"/>" }

@@ -28,6 +28,19 @@ public struct Composition: Sendable {
                 }
             }
             return Composition(rowLabels: rows, columnLabels: projections.map(\.1), values: values)
+        case .row:
+            let projections = projections(c)
+            let values = try (0..<c.numLayers).map { l in
+                try projections.map { role, _ -> Double in
+                    let key = ParameterKey(role, layer: l)
+                    guard let t = model.layout.tensor(holding: key), let piece = t.piece(key), let b = mask.bits[t.name] else { return 0 }
+                    let units = t.pieces.reduce(0) { $0 + $1.shape[0] }
+                    guard b.count == units else { throw WorkflowError.invalid("the mask's \(t.name) has \(b.count) rows, this model \(units): it is for another model") }
+                    let selected = (0..<piece.shape[0]).filter { b[piece.offset + $0] }.count
+                    return Double(selected) / Double(piece.shape[0])
+                }
+            }
+            return Composition(rowLabels: rows, columnLabels: projections.map(\.1), values: values)
         case .neuron:
             let values = try (0..<c.numLayers).map { l in
                 try [model.components.attention(l), model.components.mlp(l)].map { key -> Double in
@@ -76,8 +89,8 @@ public struct Composition: Sendable {
                 }
             }
             return Composition(rowLabels: rows, columnLabels: columns, values: values)
-        case .neuron:
-            throw WorkflowError.invalid("a neuron mask has no per-head picture; use by: \"component\"")
+        case .neuron, .row:
+            throw WorkflowError.invalid("a \(mask.granularity.rawValue) mask has no per-head picture; use by: \"component\"")
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import SparcAttribution
 import SparcModel
 import SparcTensor
@@ -60,14 +61,7 @@ public struct ContrastTask: Sendable {
     public func logitDifferences(_ model: Model, batch: Int = 16) throws -> [Double] {
         var out: [Double] = []
         out.reserveCapacity(prompts.count)
-        for start in stride(from: 0, to: prompts.count, by: max(batch, 1)) {
-            try Interrupt.check()
-            let range = start..<min(start + max(batch, 1), prompts.count)
-            let logits = try model.lastLogits(batch: Array(prompts[range]))
-            for (k, i) in range.enumerated() {
-                out.append(Double(logits[k][flat: answers[i]]) - Double(logits[k][flat: foils[i]]))
-            }
-        }
+        try forEachLastLogits(model, batch: batch) { i, logits in out.append(Double(logits[answers[i]]) - Double(logits[foils[i]])) }
         return out
     }
 
@@ -78,6 +72,59 @@ public struct ContrastTask: Sendable {
         case .logitDifference: return d.reduce(0, +) / Double(d.count)
         case .accuracy: return Double(d.filter { $0 > 0 }.count) / Double(d.count)
         }
+    }
+
+    /// Every metric of a model on the task, from one forward pass per batch.
+    public struct Evaluation: Sendable {
+        /// Mean logit(answer) − logit(foil).
+        public let logitDifference: Double
+        /// Fraction of prompts where the answer beats the foil.
+        public let accuracy: Double
+        /// Mean KL(reference ‖ model) of the next-token distributions after each prompt, in
+        /// nats (0 when no reference is given): how far a circuit is from the full model.
+        public let kl: Double
+
+        public func value(_ metric: Metric) -> Double { metric == .logitDifference ? logitDifference : accuracy }
+    }
+
+    /// The next-token log-probabilities after each prompt (the reference for `evaluate`'s KL).
+    public func logProbabilities(_ model: Model, batch: Int = 16) throws -> [[Float]] {
+        var out: [[Float]] = []
+        try forEachLastLogits(model, batch: batch) { _, logits in out.append(Self.logSoftmax(logits)) }
+        return out
+    }
+
+    public func evaluate(_ model: Model, reference: [[Float]]? = nil, batch: Int = 16) throws -> Evaluation {
+        var diff = 0.0, correct = 0, kl = 0.0
+        try forEachLastLogits(model, batch: batch) { i, logits in
+            let d = Double(logits[answers[i]]) - Double(logits[foils[i]])
+            diff += d
+            if d > 0 { correct += 1 }
+            if let p = reference?[i] {
+                let q = Self.logSoftmax(logits)
+                var s = 0.0
+                for v in 0..<p.count where p[v] > -.infinity { s += exp(Double(p[v])) * (Double(p[v]) - Double(q[v])) }
+                kl += s
+            }
+        }
+        let n = Double(prompts.count)
+        return Evaluation(logitDifference: diff / n, accuracy: Double(correct) / n, kl: kl / n)
+    }
+
+    private func forEachLastLogits(_ model: Model, batch: Int, _ body: (Int, [Float]) throws -> Void) throws {
+        let step = max(batch, 1)
+        for start in stride(from: 0, to: prompts.count, by: step) {
+            try Interrupt.check()
+            let range = start..<min(start + step, prompts.count)
+            let logits = try model.lastLogits(batch: Array(prompts[range]))
+            for (k, i) in range.enumerated() { try body(i, logits[k].scalars) }
+        }
+    }
+
+    static func logSoftmax(_ x: [Float]) -> [Float] {
+        let m = x.max() ?? 0
+        let logZ = Double(m) + log(x.reduce(0.0) { $0 + exp(Double($1 - m)) })
+        return x.map { Float(Double($0) - logZ) }
     }
 }
 

@@ -11,16 +11,19 @@ enum AttributionBuiltins {
         Builtin("attribute", [Parameter("m"), Parameter("inputs"), Parameter("method", default: .string("lrp")),
                               Parameter("level", default: .string("weight")), Parameter("target", default: .null),
                               Parameter("batch", default: .number(8)), Parameter("absolute", default: .bool(false)),
-                              Parameter("parameters", default: .string("linear"))],
+                              Parameter("parameters", default: .string("linear")), Parameter("aggregate", default: .string("mean"))],
                 summary: "Relevance of weights, neurons, heads, hidden states or tokens, averaged over the inputs.",
                 help: """
                     inputs: a text, a list of token ids, a list of texts / id lists, or a task (ioi(…), task(…)).
                     method: "lrp" (AttnLRP), "gradient", "gradxinput", "activation", "magnitude", "wanda".
-                    level: "weight", "neuron", "head", "hidden", "token".
+                    level: "weight", "row" (each linear layer's output units: weight relevance summed per row), "neuron",
+                    "head", "hidden", "token".
                     target: nil (the predicted next token), a token id or one-token text, "lm" (every
                     next token), {answer: …, foil: …} (logit difference), or one of these per input;
                     a task's default target is each prompt's answer − foil.
-                    absolute: true averages each input's |relevance| (weight level), so alternating signs do not cancel.
+                    aggregate: "mean" (Hatefi et al. 2025, Eq. 1: the signed mean over the inputs; rank by abs(r)), or
+                    "mean_abs" (each input's |relevance| averaged, weight and row levels, so alternating signs do not cancel;
+                    absolute: true is the same).
                     parameters: what a weight-level map covers (the prunable set): "linear" (the block linear weights,
                     default), "all", or a list of "linear", "norms", "embeddings", "head".
                     Returns a relevance map keyed like params(m) (weight level) or by component.
@@ -32,12 +35,22 @@ enum AttributionBuiltins {
             guard let level = AttributionLevel(rawValue: try a.string("level")) else {
                 throw SparcError(.value, "attribute: unknown level \(try a.string("level")) (one of \(AttributionLevel.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
+            let aggregate = try a.string("aggregate")
+            guard aggregate == "mean" || aggregate == "mean_abs" else {
+                throw SparcError(.value, "attribute: aggregate must be \"mean\" (Eq. 1, signed) or \"mean_abs\" (per-input |relevance|)")
+            }
             let samples = try samplesFrom(a["inputs"], target: a["target"], model: m)
             let bar = ProgressBar("attribute", total: samples.count)
             defer { bar.finish() }
             let map = try Attribution.attribute(m, samples: samples, method: method, level: level, batchSize: try a.int("batch", in: 1...100_000),
-                                                absolute: try a.bool("absolute"), parameters: try parameterGroups(a)) { done, _ in bar.update(done) }
+                                                absolute: try a.bool("absolute") || aggregate == "mean_abs",
+                                                parameters: try parameterGroups(a)) { done, _ in bar.update(done) }
             return .relevance(map)
+        },
+        Builtin("rows", [Parameter("r"), Parameter("m")],
+                summary: "A weight-level map summed over each row of every linear layer: the relevance of its output units (level \"row\").",
+                help: "Masks of a row map prune whole units of the layers it covers: bottomk(rows(only(r, \"fc1\"), m), 100).") { a in
+            .relevance(try Attribution.rows(of: try PruningBuiltins.map(a, "r"), model: try a.model("m")))
         },
         Builtin("save", [Parameter("value"), Parameter("path")],
                 summary: "Save a tensor, record, relevance map or mask as safetensors, or a model as .gguf or an HF folder (atomic writes).") { a in

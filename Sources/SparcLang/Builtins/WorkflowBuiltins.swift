@@ -30,25 +30,46 @@ enum WorkflowBuiltins {
         },
         Builtin("curve", [Parameter("m"), Parameter("task"), Parameter("r"),
                           Parameter("fractions", default: defaultGrid),
-                          Parameter("per", default: .string("row")), Parameter("metric", default: .string("logit_diff"))],
-                summary: "Task metric with only the top fraction of a ranking kept: a list of {kept, score, ratio}.") { a in
+                          Parameter("per", default: .string("row")), Parameter("metric", default: .string("logit_diff")),
+                          Parameter("ablation", default: .string("zero")), Parameter("reference", default: .null)],
+                summary: "Task metrics with only the top fraction of a ranking kept: a list of {kept, count, score, ratio, logit_diff, accuracy, kl}.",
+                help: """
+                    r: a relevance map, or a list of maps (one per reference set): then each point is the mean over the maps
+                    with a standard deviation beside each measure (ratio_std, …), which plot() draws as a band.
+                    Only r's keys are searched (restrict with only(r, "mlp")); the rest of the model is left intact.
+                    ablation: "zero", or "mean" (pruned parts contribute their mean over reference — a task or prompts,
+                    by default the task's own prompts). kl: KL(full model ‖ circuit) of the next-token distribution.
+                    """) { a in
             let m = try a.model("m")
             let task = try contrastTask(a["task"], model: m)
             let fractions = try a.fractions("fractions")
-            let bar = ProgressBar("curve", total: fractions.count)
+            let rankings = try maps(a, "r")
+            let ablation = try PruningBuiltins.ablation(a, model: m, task: task)
+            let bar = ProgressBar("curve", total: fractions.count * rankings.count)
             defer { bar.finish() }
-            let points = try CircuitSearch.curve(m, task: task, ranking: try PruningBuiltins.map(a, "r"), fractions: fractions,
-                                                 per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
-            return .list(points.map(record))
+            var curves: [[CircuitSearch.Point]] = []
+            for (k, ranking) in rankings.enumerated() {
+                curves.append(try CircuitSearch.curve(m, task: task, ranking: ranking, fractions: fractions, per: try PruningBuiltins.scope(a),
+                                                      metric: try metric(a), ablation: ablation) { bar.update(k * fractions.count + $0) })
+            }
+            if case .relevance = a["r"] { return .list(curves[0].map(record)) }
+            return .list(try CircuitSearch.bands(curves).map { b in
+                .record(Record([("kept", .number(b.kept)), ("curves", .number(Double(b.curves)))]
+                               + b.measures.flatMap { [($0.name, Value.number($0.mean)), ($0.name + "_std", .number($0.std))] }))
+            })
         },
         Builtin("circuit", [Parameter("m"), Parameter("task"), Parameter("r"), Parameter("keep", default: .number(0.8)),
                             Parameter("per", default: .string("row")), Parameter("grid", default: defaultGrid), Parameter("refine", default: .number(5)),
-                            Parameter("metric", default: .string("logit_diff"))],
+                            Parameter("metric", default: .string("logit_diff")), Parameter("ablation", default: .string("zero")),
+                            Parameter("reference", default: .null)],
                 summary: "The smallest top-ranked circuit keeping ≥ keep of the full model's task metric.",
                 help: """
-                    Returns {mask, kept, score, ratio, full, curve}: prune(m, ~result.mask) runs the circuit alone.
-                    per: the ranking scope, "row" by default (on SmolLM2 global rankings empty whole matrices and
-                    keep at most half of the IOI metric; see docs/RESULTS.md).
+                    Returns {mask, kept, count, model_fraction, score, ratio, full, logit_diff, accuracy, kl, curve, components}:
+                    prune(m, ~result.mask) runs the circuit alone. Only r's keys are searched (only(r, "mlp"): the MLP
+                    weights, attention intact); kept is the circuit's fraction of that set, model_fraction its fraction of
+                    the whole model at its granularity; components lists the heads or units kept (up to 64).
+                    per: the ranking scope, "row" by default ("global" for a global ranking over the searched set).
+                    ablation: "zero" or "mean" (as in curve).
                     """) { a in
             let m = try a.model("m")
             let task = try contrastTask(a["task"], model: m)
@@ -58,12 +79,19 @@ enum WorkflowBuiltins {
             // The fraction of the full metric to keep: a ratio, so (0, 100] is generous.
             let keep = try a.number("keep")
             guard keep > 0, keep <= 100 else { throw SparcError(.value, "circuit: keep must be a fraction of the metric in (0, 100], got \(formatNumber(keep))") }
+            let ablation = try PruningBuiltins.ablation(a, model: m, task: task)
             let bar = ProgressBar("circuit", total: grid.count + refine)
             defer { bar.finish() }
             let r = try CircuitSearch.smallest(m, task: task, ranking: try PruningBuiltins.map(a, "r"), target: keep, grid: grid,
-                                               refine: refine, per: try PruningBuiltins.scope(a), metric: try metric(a)) { bar.update($0) }
-            return .record(Record([("mask", .mask(r.circuit)), ("kept", .number(r.point.kept)), ("score", .number(r.point.score)),
-                                   ("ratio", .number(r.point.ratio)), ("full", .number(r.fullScore)), ("curve", .list(r.curve.map(record)))]))
+                                               refine: refine, per: try PruningBuiltins.scope(a), metric: try metric(a), ablation: ablation) { bar.update($0) }
+            var fields: [(String, Value)] = [("mask", .mask(r.circuit)), ("kept", .number(r.point.kept)), ("count", .number(Double(r.point.count))),
+                                             ("model_fraction", .number(r.modelFraction)), ("score", .number(r.point.score)),
+                                             ("ratio", .number(r.point.ratio)), ("full", .number(r.fullScore)),
+                                             ("logit_diff", .number(r.point.evaluation.logitDifference)),
+                                             ("accuracy", .number(r.point.evaluation.accuracy)), ("kl", .number(r.point.evaluation.kl)),
+                                             ("curve", .list(r.curve.map(record)))]
+            if let parts = CircuitSearch.components(of: r.circuit, model: m) { fields.append(("components", .list(parts.map { .string($0) }))) }
+            return .record(Record(fields))
         },
         Builtin("random_map", [Parameter("r"), Parameter("seed", default: .number(0))],
                 summary: "A map of uniform noise shaped like r: topk of it is a random mask, the baseline for rankings.") { a in
@@ -77,6 +105,26 @@ enum WorkflowBuiltins {
             let n = try a.int("n")
             guard n >= 1 else { throw SparcError(.value, "repetition: n must be at least 1") }
             return .number(xs.map { Repetition.rate($0, n: n) }.reduce(0, +) / Double(xs.count))
+        },
+        Builtin("rur", [Parameter("texts"), Parameter("m", default: .null)],
+                summary: "Response Uniqueness Ratio (Hatefi et al. 2025, Eq. 11): |unique tokens| / |tokens|, averaged over the texts.",
+                help: "Tokens are the model's when m is given (the paper's definition), else lower-cased words. Lists of token ids count as given.") { a in
+            let items: [Value]
+            if case .list(let l) = a["texts"], l.first.map({ if case .number = $0 { return false }; return true }) ?? true { items = l } else { items = [a["texts"]] }
+            guard !items.isEmpty else { throw SparcError(.value, "rur: no texts") }
+            let model: Model? = a.isGiven("m") ? try a.model("m") : nil
+            let ratios = try items.map { v -> Double in
+                switch v {
+                case .string(let s):
+                    if let model { return Repetition.uniquenessRatio(model.tokenizer.encode(s, addSpecialTokens: false)) }
+                    return Repetition.uniquenessRatio(Repetition.words(s))
+                case .list:
+                    guard let ids = v.tokenIDs(vocabulary: Int.max) else { throw SparcError(.value, "rur: token ids must be whole numbers ≥ 0") }
+                    return Repetition.uniquenessRatio(ids)
+                default: throw SparcError(.type, "rur: expected texts or token-id lists, found a \(v.typeName)")
+                }
+            }
+            return .number(ratios.reduce(0, +) / Double(ratios.count))
         },
         Builtin("toxicity", [Parameter("texts"), Parameter("words", default: .null), Parameter("command", default: .null),
                              Parameter("timeout", default: .number(600))],
@@ -155,12 +203,16 @@ enum WorkflowBuiltins {
         Builtin("plot", [Parameter("series"), Parameter("path"), Parameter("title", default: .string("")),
                          Parameter("x", default: .string("x")), Parameter("y", default: .string("y")),
                          Parameter("log_x", default: .bool(false)), Parameter("log_y", default: .bool(false))],
-                summary: "Draw curves as an SVG line chart: series is a record name → list of [x, y] pairs (or of records with fields x and y).") { a in
+                summary: "Draw curves as an SVG line chart: series is a record name → list of [x, y] pairs (or of records with fields x and y).",
+                help: "Records that also carry a field named y + \"_std\" (curve() over several maps) are drawn with a ±std band.") { a in
             guard case .record(let r) = a["series"] else { throw a.fail("series", "a record name → list of points", a["series"]) }
             let xField = try a.string("x"), yField = try a.string("y")
             let series = try r.keys.map { name -> Charts.Series in
                 guard case .list(let items) = r[name]! else { throw SparcError(.type, "plot: series \(name) must be a list of points") }
-                return Charts.Series(name: name, points: try items.map { try point($0, xField, yField, series: name) })
+                // Records carrying "<y>_std" (curves over several reference sets) get a band.
+                let spread = items.map { v -> Double? in if case .record(let p) = v, case .number(let s)? = p[yField + "_std"] { return s }; return nil }
+                return Charts.Series(name: name, points: try items.map { try point($0, xField, yField, series: name) },
+                                     spread: spread.allSatisfy { $0 != nil } ? spread.map { $0! } : nil)
             }
             let svg = Charts.lines(series, title: try a.string("title"), xLabel: xField, yLabel: yField,
                                    logX: try a.bool("log_x"), logY: try a.bool("log_y"))
@@ -252,7 +304,22 @@ enum WorkflowBuiltins {
     }
 
     static func record(_ p: CircuitSearch.Point) -> Value {
-        .record(Record([("kept", .number(p.kept)), ("score", .number(p.score)), ("ratio", .number(p.ratio))]))
+        .record(Record([("kept", .number(p.kept)), ("count", .number(Double(p.count))), ("score", .number(p.score)), ("ratio", .number(p.ratio)),
+                        ("logit_diff", .number(p.evaluation.logitDifference)), ("accuracy", .number(p.evaluation.accuracy)),
+                        ("kl", .number(p.evaluation.kl))]))
+    }
+
+    /// One relevance map, or a non-empty list of them.
+    static func maps(_ a: Arguments, _ name: String) throws -> [RelevanceMap] {
+        switch a[name] {
+        case .relevance(let r): return [r]
+        case .list(let items) where !items.isEmpty:
+            return try items.map { v in
+                guard case .relevance(let r) = v else { throw SparcError(.type, "\(a.builtin.name): \(name) must be a relevance map or a list of maps, found a \(v.typeName)") }
+                return r
+            }
+        default: throw a.fail(name, "a relevance map or a non-empty list of maps", a[name])
+        }
     }
 
     static func point(_ v: Value, _ x: String, _ y: String, series: String) throws -> (x: Double, y: Double) {

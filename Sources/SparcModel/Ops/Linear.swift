@@ -48,7 +48,7 @@ struct Linear: @unchecked Sendable {
 
 extension ParameterRole {
     /// The bias that goes with a weight.
-    var biasRole: ParameterRole? {
+    public var biasRole: ParameterRole? {
         switch self {
         case .query: return .queryBias
         case .key: return .keyBias
