@@ -10,10 +10,11 @@ import SparcTensor
 /// such set that keeps at least a given fraction of the metric.
 public enum CircuitSearch {
     public struct Point: Sendable {
-        /// Fraction of the ranking's elements kept (the circuit's size within the searched set).
+        /// Fraction of the ranking's elements asked to be kept (per scope, before rounding).
         public let kept: Double
-        /// Elements kept.
+        /// Elements kept, and their fraction of the searched set (the ranking's keys).
         public let count: Int
+        public let fraction: Double
         /// The pruned model's value of the chosen metric.
         public let score: Double
         /// score / the full model's score.
@@ -118,7 +119,7 @@ public enum CircuitSearch {
             let (sub, circuit) = try circuitModel(model, ranking: ranking, kept: kept, per: scope, ablation: ablation)
             let e = try task.evaluate(sub, reference: reference)
             let s = e.value(metric)
-            return (Point(kept: kept, count: circuit.count, score: s, ratio: fullScore == 0 ? 0 : s / fullScore, evaluation: e), circuit)
+            return (Point(kept: kept, count: circuit.count, fraction: circuit.fraction, score: s, ratio: fullScore == 0 ? 0 : s / fullScore, evaluation: e), circuit)
         }
     }
 

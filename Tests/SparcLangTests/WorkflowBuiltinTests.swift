@@ -50,10 +50,48 @@ import SparcModel
         #expect(try s.eval("r == attribute(m, t.prompts, target: [{answer: \"a\", foil: \"d\"}, {answer: \"b\", foil: \"e\"}, {answer: \"c\", foil: \"f\"}])") == "true")
         try s.run("let c = curve(m, t, r, fractions: [0.5, 1])")
         #expect(try s.eval("c[1].ratio") == "1")
-        #expect(try s.eval("keys(c[0])") == "[\"kept\", \"score\", \"ratio\"]")
+        #expect(try s.eval("keys(c[0])") == "[\"kept\", \"count\", \"fraction\", \"score\", \"ratio\", \"logit_diff\", \"accuracy\", \"kl\"]")
         #expect(try s.eval("count(topk(random_map(r, seed: 1), 0.1)) == count(topk(r, 0.1))") == "true")
         #expect(try s.eval("random_map(r, seed: 1) == random_map(r, seed: 1)") == "true")
         #expect(s.error("curve(m, t, r, fractions: [2])").contains("fractions are fractions in [0, 1]"))
+    }
+
+    /// The paper's protocols in the language: parts, rows, mean ablation, bands, RUR, Eq. 7.
+    @Test func paperProtocolBuiltins() throws {
+        let s = try session()
+        try s.run("let t = task([\"ab\", \"cd\", \"ef\"], [\"a\", \"b\", \"c\"], [\"d\", \"e\", \"f\"])")
+        try s.run("let r = attribute(m, t)")
+        // only(): the MLP weights of every layer, nothing else; masks of them stay inside.
+        #expect(try s.eval("len(keys(only(r, \"mlp\"))) == len(keys(only(r, \"fc1\"))) + len(keys(only(r, \"fc2\")))") == "true")
+        #expect(try s.eval("len(keys(only(r, \"mlp\"))) + len(keys(only(r, \"attention\"))) == len(keys(r))") == "true")
+        #expect(try s.eval("len(summary(~topk(only(r, \"mlp\"), 100, per: \"global\"))) == len(keys(only(r, \"mlp\")))") == "true")
+        #expect(try s.eval("count(topk(only(r, \"mlp\"), 100, per: \"global\"))") == "100")
+        #expect(s.error("only(r, \"zzz\")").contains("no key of this weight map matches"))
+        #expect(s.error("only(1, \"mlp\")").contains("only: x must be a relevance map or a mask"))
+        // Rows: a weight map summed per output unit; attribute(level: "row") is the same.
+        #expect(try s.eval("rows(r, m) == attribute(m, t, level: \"row\")") == "true")
+        #expect(try s.eval("abs(sum(rows(r, m)[keys(r)[0]]) - sum(r[keys(r)[0]])) < 1e-4") == "true")
+        // Aggregation: Eq. 1's signed mean, or each input's |R| averaged.
+        #expect(try s.eval("attribute(m, t, aggregate: \"mean_abs\") == attribute(m, t, absolute: true)") == "true")
+        #expect(s.error("attribute(m, t, aggregate: \"median\")").contains("aggregate must be"))
+        // Mean ablation needs reference prompts outside a task; curves over several maps give bands.
+        #expect(s.error("prune(m, topk(r, 0.5), ablation: \"mean\")").contains("needs reference"))
+        #expect(try s.eval("type(prune(m, topk(r, 0.5), ablation: \"mean\", reference: t))") == "\"model\"")
+        try s.run("let b = curve(m, t, [r, random_map(r, seed: 1)], fractions: [0.5, 1], ablation: \"mean\")")
+        #expect(try s.eval("b[1].ratio == 1 and b[1].ratio_std == 0 and b[0].curves == 2") == "true")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparc-band-\(getpid()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try s.run("plot({lrp: b}, \"\(path)\", x: \"kept\", y: \"ratio\")")
+        #expect(try String(contentsOfFile: path, encoding: .utf8).contains("<polygon"))
+        // A head circuit lists its heads.
+        try s.run("let t2 = task(t.prompts, t.foils, t.answers)")
+        try s.run("let c = circuit(m, t2, attribute(m, t2, level: \"head\"), keep: 0.5, per: \"global\", grid: [0.5, 1], refine: 0)")
+        #expect(try s.eval("len(c.components) == count(c.mask) and c.model_fraction == count(c.mask) / 8") == "true")
+        // RUR (Eq. 11) on words or on the model's tokens; Eq. 7 raw or normalised.
+        #expect(try s.eval("rur([\"the the the cat\", \"a b c\"])") == "0.75")
+        #expect(try s.eval("rur([1, 1, 2, 2])") == "0.5")
+        #expect(try s.eval("contrast(r, r * 2) == r - r * 2") == "true")
+        #expect(try s.eval("contrast(r, r * 2, normalized: true) == normalize(r) - normalize(r * 2)") == "true")
     }
 
     @Test func behaviourMetricsAndHarvest() throws {

@@ -119,6 +119,64 @@ func temporaryFile(_ contents: String) throws -> String {
         #expect(r.curve.map(\.kept) == r.curve.map(\.kept).sorted())
     }
 
+    /// Every point carries all three metrics; KL to the full model is 0 for the full model,
+    /// positive for a circuit, and matches the definition computed from the logits here.
+    @Test func pointsCarryLogitDifferenceAccuracyAndKL() throws {
+        let m = try Model.load(tinyModel)
+        let t = try task(m)
+        let ranking = try Attribution.attribute(m, samples: t.samples, method: .magnitude)
+        let points = try CircuitSearch.curve(m, task: t, ranking: ranking, fractions: [0.3, 1])
+        #expect(points[1].evaluation.kl == 0 && points[1].fraction == 1)
+        let (sub, _) = try CircuitSearch.circuitModel(m, ranking: ranking, kept: 0.3, per: .row)
+        var kl = 0.0
+        for (i, ids) in t.prompts.enumerated() {
+            func logProbabilities(_ x: Tensor) -> [Double] {
+                let v = x.row(ids.count - 1).map(Double.init), top = v.max()!
+                let z = top + log(v.reduce(0) { $0 + exp($1 - top) })
+                return v.map { $0 - z }
+            }
+            let p = logProbabilities(try m.logits(ids)), q = logProbabilities(try sub.logits(ids))
+            kl += zip(p, q).reduce(0) { $0 + exp($1.0) * ($1.0 - $1.1) } / Double(t.prompts.count)
+            _ = i
+        }
+        #expect(abs(points[0].evaluation.kl - kl) <= 1e-4 * max(1, kl) && kl > 0)
+        #expect(abs(points[0].evaluation.logitDifference - (try t.score(sub))) < 1e-6)
+        #expect(abs(points[0].evaluation.accuracy - (try t.score(sub, metric: .accuracy))) < 1e-12)
+    }
+
+    /// Curves over several rankings combine into mean ± sample std per fraction.
+    @Test func bandsAreMeanAndStandardDeviation() throws {
+        let m = try Model.load(tinyModel)
+        let t = try task(m)
+        let map = try Attribution.attribute(m, samples: t.samples, method: .magnitude)
+        let curves = try (0..<3).map { try CircuitSearch.curve(m, task: t, ranking: CircuitSearch.randomRanking(like: map, seed: UInt64($0)), fractions: [0.2, 0.6]) }
+        let bands = try CircuitSearch.bands(curves)
+        #expect(bands.map(\.kept) == [0.2, 0.6] && bands.allSatisfy { $0.curves == 3 })
+        for (i, b) in bands.enumerated() {
+            let xs = curves.map { $0[i].ratio }, mean = xs.reduce(0, +) / 3
+            let std = (xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 2).squareRoot()
+            let ratio = b.measures.first { $0.name == "ratio" }!
+            #expect(abs(ratio.mean - mean) < 1e-12 && abs(ratio.std - std) < 1e-12)
+        }
+        #expect(throws: WorkflowError.self) { try CircuitSearch.bands([curves[0], Array(curves[1].prefix(1))]) }
+    }
+
+    /// A head circuit names the heads it keeps and its share of all heads; searching only
+    /// part of the model leaves the rest as it was, and mean ablation differs from zeroing.
+    @Test func headCircuitsListTheirHeads() throws {
+        let m = try Model.load(tinyModel)
+        let t = try task(m)
+        let heads = try Attribution.attribute(m, samples: t.samples, method: .lrp, level: .head)
+        let r = try CircuitSearch.smallest(m, task: t, ranking: heads, target: 0.5, grid: [0.25, 0.5, 0.75, 1], refine: 0, per: .global)
+        let kept = CircuitSearch.components(of: r.circuit, model: m)!
+        #expect(kept.count == r.circuit.count && kept.allSatisfy { $0.hasPrefix("L") && $0.contains(".H") })
+        #expect(r.modelFraction == Double(r.circuit.count) / Double(m.config.numLayers * m.config.numHeads))
+        let means = try Attribution.inputMeans(m, prompts: t.prompts)
+        let zero = try CircuitSearch.curve(m, task: t, ranking: heads, fractions: [0.25], per: .global)
+        let mean = try CircuitSearch.curve(m, task: t, ranking: heads, fractions: [0.25], per: .global, ablation: .mean(means))
+        #expect(zero[0].score != mean[0].score && zero[0].count == mean[0].count)
+    }
+
     @Test func randomRankingsAreSeeded() throws {
         let m = try Model.load(tinyModel)
         let map = try Attribution.attribute(m, samples: [AttributionSample(ids: [1, 2, 3])], method: .magnitude)

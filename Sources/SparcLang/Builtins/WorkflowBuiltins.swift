@@ -32,7 +32,7 @@ enum WorkflowBuiltins {
                           Parameter("fractions", default: defaultGrid),
                           Parameter("per", default: .string("row")), Parameter("metric", default: .string("logit_diff")),
                           Parameter("ablation", default: .string("zero")), Parameter("reference", default: .null)],
-                summary: "Task metrics with only the top fraction of a ranking kept: a list of {kept, count, score, ratio, logit_diff, accuracy, kl}.",
+                summary: "Task metrics with only the top fraction of a ranking kept: a list of {kept, count, fraction, score, ratio, logit_diff, accuracy, kl}.",
                 help: """
                     r: a relevance map, or a list of maps (one per reference set): then each point is the mean over the maps
                     with a standard deviation beside each measure (ratio_std, …), which plot() draws as a band.
@@ -64,7 +64,8 @@ enum WorkflowBuiltins {
                             Parameter("reference", default: .null)],
                 summary: "The smallest top-ranked circuit keeping ≥ keep of the full model's task metric.",
                 help: """
-                    Returns {mask, kept, count, model_fraction, score, ratio, full, logit_diff, accuracy, kl, curve, components}:
+                    Returns {mask, kept, count, model_fraction, score, ratio, full, logit_diff, accuracy, kl, curve, components}
+                    (kept: the fraction of the searched set the circuit holds, after rounding to whole elements):
                     prune(m, ~result.mask) runs the circuit alone. Only r's keys are searched (only(r, "mlp"): the MLP
                     weights, attention intact); kept is the circuit's fraction of that set, model_fraction its fraction of
                     the whole model at its granularity; components lists the heads or units kept (up to 64).
@@ -84,7 +85,7 @@ enum WorkflowBuiltins {
             defer { bar.finish() }
             let r = try CircuitSearch.smallest(m, task: task, ranking: try PruningBuiltins.map(a, "r"), target: keep, grid: grid,
                                                refine: refine, per: try PruningBuiltins.scope(a), metric: try metric(a), ablation: ablation) { bar.update($0) }
-            var fields: [(String, Value)] = [("mask", .mask(r.circuit)), ("kept", .number(r.point.kept)), ("count", .number(Double(r.point.count))),
+            var fields: [(String, Value)] = [("mask", .mask(r.circuit)), ("kept", .number(r.point.fraction)), ("count", .number(Double(r.point.count))),
                                              ("model_fraction", .number(r.modelFraction)), ("score", .number(r.point.score)),
                                              ("ratio", .number(r.point.ratio)), ("full", .number(r.fullScore)),
                                              ("logit_diff", .number(r.point.evaluation.logitDifference)),
@@ -304,7 +305,7 @@ enum WorkflowBuiltins {
     }
 
     static func record(_ p: CircuitSearch.Point) -> Value {
-        .record(Record([("kept", .number(p.kept)), ("count", .number(Double(p.count))), ("score", .number(p.score)), ("ratio", .number(p.ratio)),
+        .record(Record([("kept", .number(p.kept)), ("count", .number(Double(p.count))), ("fraction", .number(p.fraction)), ("score", .number(p.score)), ("ratio", .number(p.ratio)),
                         ("logit_diff", .number(p.evaluation.logitDifference)), ("accuracy", .number(p.evaluation.accuracy)),
                         ("kl", .number(p.evaluation.kl))]))
     }
