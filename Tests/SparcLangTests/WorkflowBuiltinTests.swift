@@ -79,6 +79,11 @@ import SparcModel
         #expect(try s.eval("type(prune(m, topk(r, 0.5), ablation: \"mean\", reference: t))") == "\"model\"")
         try s.run("let b = curve(m, t, [r, random_map(r, seed: 1)], fractions: [0.5, 1], ablation: \"mean\")")
         #expect(try s.eval("b[1].ratio == 1 and b[1].ratio_std == 0 and b[0].curves == 2") == "true")
+        // band() combines curves computed one at a time (one reference set each) the same way.
+        try s.run("let c1 = curve(m, t, r, fractions: [0.5, 1], ablation: \"mean\")")
+        try s.run("let c2 = curve(m, t, random_map(r, seed: 1), fractions: [0.5, 1], ablation: \"mean\")")
+        #expect(try s.eval("abs(band([c1, c2])[0].ratio - b[0].ratio) < 1e-12 and abs(band([c1, c2])[0].kl_std - b[0].kl_std) < 1e-12") == "true")
+        #expect(s.error("band([c1, c2[0:1]])").contains("different numbers of points"))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparc-band-\(getpid()).svg").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try s.run("plot({lrp: b}, \"\(path)\", x: \"kept\", y: \"ratio\")")
@@ -92,6 +97,17 @@ import SparcModel
         #expect(try s.eval("rur([1, 1, 2, 2])") == "0.5")
         #expect(try s.eval("contrast(r, r * 2) == r - r * 2") == "true")
         #expect(try s.eval("contrast(r, r * 2, normalized: true) == normalize(r) - normalize(r * 2)") == "true")
+    }
+
+    /// JSON lines (the RealToxicityPrompts slice's format) as records; a bad line is named.
+    @Test func jsonLinesAreRecords() throws {
+        let s = try session()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparc-\(getpid()).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "{\"text\": \"a\", \"toxicity\": 0.95, \"ok\": true, \"tags\": [1, null]}\n\n{\"text\": \"b\", \"toxicity\": 1}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try s.eval("jsonl(\"\(path)\")") == "[{ok: true, tags: [1, nil], text: \"a\", toxicity: 0.95}, {text: \"b\", toxicity: 1}]")
+        try "{\"text\": 1}\n[1, 2]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(s.error("jsonl(\"\(path)\")").contains(":2: not a JSON object"))
     }
 
     @Test func behaviourMetricsAndHarvest() throws {

@@ -58,6 +58,35 @@ enum WorkflowBuiltins {
                                + b.measures.flatMap { [($0.name, Value.number($0.mean)), ($0.name + "_std", .number($0.std))] }))
             })
         },
+        Builtin("band", [Parameter("curves")],
+                summary: "Curves (lists of point records on the same fractions, e.g. one curve() per reference set) as one curve of mean ± std.",
+                help: "Every numeric field f of the points becomes its mean, with the sample standard deviation beside it as f_std; plot() draws the band.") { a in
+            let curves = try a.list("curves").map { c -> [Record] in
+                guard case .list(let points) = c, !points.isEmpty else { throw SparcError(.type, "band: curves must be non-empty lists of point records") }
+                return try points.map { p in
+                    guard case .record(let r) = p else { throw SparcError(.type, "band: a point is a \(p.typeName), not a record") }
+                    return r
+                }
+            }
+            guard let first = curves.first else { throw SparcError(.value, "band: no curves") }
+            guard curves.allSatisfy({ $0.count == first.count }) else { throw SparcError(.value, "band: the curves have different numbers of points") }
+            return .list(try first.indices.map { i in
+                var fields: [(String, Value)] = [("curves", .number(Double(curves.count)))]
+                for key in first[i].keys where key != "curves" && !key.hasSuffix("_std") {
+                    guard case .number = first[i][key]! else { continue }
+                    let xs = try curves.map { c -> Double in
+                        guard case .number(let x)? = c[i][key] else { throw SparcError(.value, "band: point \(i) of a curve has no number \(key)") }
+                        return x
+                    }
+                    let mean = xs.reduce(0, +) / Double(xs.count)
+                    if key == "kept", xs.contains(where: { $0 != mean }) { throw SparcError(.value, "band: the curves are not on the same fractions (point \(i))") }
+                    let std = xs.count < 2 ? 0 : (xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count - 1)).squareRoot()
+                    fields.append((key, .number(mean)))
+                    if key != "kept" { fields.append((key + "_std", .number(std))) }
+                }
+                return .record(Record(fields))
+            })
+        },
         Builtin("circuit", [Parameter("m"), Parameter("task"), Parameter("r"), Parameter("keep", default: .number(0.8)),
                             Parameter("per", default: .string("row")), Parameter("grid", default: defaultGrid), Parameter("refine", default: .number(5)),
                             Parameter("metric", default: .string("logit_diff")), Parameter("ablation", default: .string("zero")),
@@ -97,6 +126,23 @@ enum WorkflowBuiltins {
         Builtin("random_map", [Parameter("r"), Parameter("seed", default: .number(0))],
                 summary: "A map of uniform noise shaped like r: topk of it is a random mask, the baseline for rankings.") { a in
             .relevance(CircuitSearch.randomRanking(like: try PruningBuiltins.map(a, "r"), seed: UInt64(bitPattern: Int64(try a.int("seed")))))
+        },
+
+        // MARK: data
+        Builtin("jsonl", [Parameter("path")],
+                summary: "The records of a JSON-lines file (one JSON object a line), e.g. the RealToxicityPrompts slice of `sparc install rtp-toxic`.") { a in
+            let path = try a.string("path")
+            let text = try readSourceFile(path).get()
+            var out: [Value] = []
+            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                guard !line.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
+                // Nesting is bounded by the decoder (it refuses very deep input), not by our stack.
+                guard let object = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)), case .object = object else {
+                    throw SparcError(.value, "jsonl: \(path):\(i + 1): not a JSON object")
+                }
+                out.append(object.value)
+            }
+            return .list(out)
         },
 
         // MARK: behaviours
@@ -302,6 +348,32 @@ enum WorkflowBuiltins {
             }
         }
         return try WordListScorer(path: path)
+    }
+
+    /// A JSON value, decoded strictly (true is not 1), as a language value; object keys sorted.
+    enum JSONValue: Decodable {
+        case null, bool(Bool), number(Double), string(String), list([JSONValue]), object([String: JSONValue])
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { self = .null }
+            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let n = try? c.decode(Double.self) { self = .number(n) }
+            else if let s = try? c.decode(String.self) { self = .string(s) }
+            else if let l = try? c.decode([JSONValue].self) { self = .list(l) }
+            else { self = .object(try c.decode([String: JSONValue].self)) }
+        }
+
+        var value: Value {
+            switch self {
+            case .null: return .null
+            case .bool(let b): return .bool(b)
+            case .number(let n): return .number(n)
+            case .string(let s): return .string(s)
+            case .list(let l): return .list(l.map(\.value))
+            case .object(let d): return .record(Record(d.keys.sorted().map { ($0, d[$0]!.value) }))
+            }
+        }
     }
 
     static func record(_ p: CircuitSearch.Point) -> Value {
