@@ -165,31 +165,33 @@ public enum ModelRegistry {
         return URL(fileURLWithPath: cacheDirectory).deletingLastPathComponent().appendingPathComponent("data").path
     }
 
-    /// Where the entry is (or would be) installed: a file, or a venv folder.
-    public static func path(of entry: Entry) -> String {
-        (entry.kind == .model ? cacheDirectory : dataDirectory) + "/" + entry.fileName
+    /// Where the entry is (or would be) installed: a file, or a venv folder. `root`, when
+    /// given, stands for the entry's cache folder (models or data).
+    public static func path(of entry: Entry, root: String? = nil) -> String {
+        (root ?? (entry.kind == .model ? cacheDirectory : dataDirectory)) + "/" + entry.fileName
     }
 
     /// The scorer script of a `.venv` entry, and the Python that runs it.
-    public static func scorerFiles(of entry: Entry) -> (python: String, script: String) {
-        let dir = path(of: entry)
+    public static func scorerFiles(of entry: Entry, root: String? = nil) -> (python: String, script: String) {
+        let dir = path(of: entry, root: root)
         return (dir + "/bin/python", dir + "/sparc-score.py")
     }
 
     /// The installed path, or nil when the entry is not installed.
-    public static func installedPath(of entry: Entry) -> String? {
+    public static func installedPath(of entry: Entry, root: String? = nil) -> String? {
         let fm = FileManager.default
         if case .venv = entry.source {
-            let (python, script) = scorerFiles(of: entry)
-            return fm.isExecutableFile(atPath: python) && fm.fileExists(atPath: script) ? path(of: entry) : nil
+            let (python, script) = scorerFiles(of: entry, root: root)
+            return fm.isExecutableFile(atPath: python) && fm.fileExists(atPath: script) ? path(of: entry, root: root) : nil
         }
-        let p = path(of: entry)
-        return fm.fileExists(atPath: p) ? p : nil
+        let p = path(of: entry, root: root)
+        var isDir: ObjCBool = false
+        return fm.fileExists(atPath: p, isDirectory: &isDir) && !isDir.boolValue ? p : nil
     }
 
     /// The shell command that runs a `.venv` entry's scorer (for `toxicity(command:)`).
-    public static func scorerCommand(of entry: Entry) -> String {
-        let (python, script) = scorerFiles(of: entry)
+    public static func scorerCommand(of entry: Entry, root: String? = nil) -> String {
+        let (python, script) = scorerFiles(of: entry, root: root)
         return shellQuote(python) + " " + shellQuote(script)
     }
 
@@ -198,17 +200,17 @@ public enum ModelRegistry {
     /// What a script's `dataset(name)` returns: the installed data file, or for a scorer
     /// entry the command to pass to `toxicity(command:)`. Throws with the install command
     /// when it is not installed.
-    public static func dataset(named name: String) throws -> String {
+    public static func dataset(named name: String, root: String? = nil) throws -> String {
         guard let entry = installable(named: name) else {
             throw ModelError.invalidInput("no data entry named \"\(name)\"; known: \(data.map(\.name).joined(separator: ", "))")
         }
         guard entry.kind == .data else {
             throw ModelError.invalidInput("\(entry.name) is a model, not data: load it with load_model(\"\(entry.name)\")")
         }
-        guard let p = installedPath(of: entry) else {
+        guard let p = installedPath(of: entry, root: root) else {
             throw ModelError.invalidInput("\(entry.name) is not installed: run `sparc install \(entry.name)`")
         }
-        if case .venv = entry.source { return scorerCommand(of: entry) }
+        if case .venv = entry.source { return scorerCommand(of: entry, root: root) }
         return p
     }
 
@@ -225,7 +227,7 @@ public enum ModelRegistry {
 
     /// The table `sparc install --list` prints: one row per entry (name, kind, download
     /// and installed size, licence, installed path or "not installed"), its summary below.
-    public static func listing(_ entries: [Entry] = all, installedPath: (Entry) -> String? = installedPath(of:)) -> String {
+    public static func listing(_ entries: [Entry] = all, installedPath: (Entry) -> String? = { installedPath(of: $0) }) -> String {
         let header = ["NAME", "KIND", "DOWNLOAD", "INSTALLED", "LICENCE", "STATUS"]
         var rows = [header]
         for e in entries {
