@@ -264,6 +264,7 @@ public enum ModelRegistry {
         do { try fm.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
             throw ModelError.invalidInput("cannot create the folder \(parent): \(error.localizedDescription)")
         }
+        removeStaleWorkFolders(in: fm.temporaryDirectory.path)
         let tmp = fm.temporaryDirectory.appendingPathComponent("sparc-install-\(getpid())-\(UInt32.random(in: 0 ... .max))").path
         defer { try? fm.removeItem(atPath: tmp) }
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
@@ -308,6 +309,20 @@ public enum ModelRegistry {
         }
         log("installed \(entry.name) at \(target) (licence: \(entry.licence))")
         return target
+    }
+
+    /// Removes `sparc-install-PID-N` work folders left in `dir` by installs that were killed
+    /// (their downloads can take half a gigabyte); a folder whose process runs is kept.
+    @discardableResult
+    static func removeStaleWorkFolders(in dir: String) -> [String] {
+        var removed: [String] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix("sparc-install-") {
+            let fields = name.dropFirst("sparc-install-".count).split(separator: "-")
+            guard fields.count == 2, let pid = pid_t(fields[0]), pid > 0, UInt32(fields[1]) != nil else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            if (try? FileManager.default.removeItem(atPath: dir + "/" + name)) != nil { removed.append(name) }
+        }
+        return removed
     }
 
     /// Joins `parts` in order into `target`, streaming (1 MiB at a time) and computing

@@ -76,3 +76,29 @@ import Testing
         #expect(s.interpreter.builtins.keys.contains("dataset"), "tab completion lists the builtin table")
     }
 }
+
+/// `sparc install` without the network: the listing and bad names.
+@Suite struct InstallCommandTests {
+    @Test func listShowsEveryEntryAndWhatIsInstalled() throws {
+        let dir = DatasetBuiltinTests.Folder()
+        try Data(" a \n".utf8).write(to: URL(fileURLWithPath: dir.path + "/ptb.test.txt"))
+        let r = try runBinary(["install", "--list"], environment: ["SPARC_DATA": dir.path, "SPARC_MODELS": dir.path + "/models"])
+        #expect(r.status == 0, "\(r)")
+        for name in ["smollm2", "gemma3-270m", "profanity", "ptb", "rtp-toxic", "profanity-check"] {
+            #expect(r.out.contains("\n" + name + " "), "\(name) listed")
+        }
+        #expect(r.out.contains("Gemma Terms of Use") && r.out.contains("installed: \(dir.path)/ptb.test.txt"))
+        #expect(r.out.components(separatedBy: "not installed").count - 1 == 5)
+    }
+
+    @Test func unknownNameIsAUsageError() throws {
+        let r = try runBinary(["install", "wikitext"], environment: ["SPARC_DATA": "/nonexistent", "SPARC_MODELS": "/nonexistent"])
+        #expect(r.status == 64 && r.err.contains("unknown name wikitext") && r.err.contains("sparc install --list"), "\(r)")
+    }
+
+    @Test func unwritableCacheIsAClearError() throws {
+        // Installed nothing, downloaded nothing: the folder check comes first.
+        let r = try runBinary(["install", "ptb"], environment: ["SPARC_DATA": "/proc/sparc-no-such-dir"])
+        #expect(r.status == 1 && r.err.contains("error: sparc install ptb: cannot create the folder /proc/sparc-no-such-dir"), "\(r)")
+    }
+}

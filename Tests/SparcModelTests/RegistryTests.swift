@@ -233,3 +233,14 @@ import Testing
         #expect(s.contains("\"%.6f\\n\" % p"))
     }
 }
+
+extension RegistryTests {
+    @Test func workFoldersOfKilledInstallsAreRemoved() throws {
+        let dir = Folder()
+        // A PID above the kernel's limit is never running; our own is.
+        let dead = "sparc-install-\(Int32.max - 7)-12", alive = "sparc-install-\(getpid())-34", other = "sparc-install-x-1"
+        for n in [dead, alive, other] { try FileManager.default.createDirectory(atPath: dir.path + "/" + n + "/wheel0", withIntermediateDirectories: true) }
+        #expect(ModelRegistry.removeStaleWorkFolders(in: dir.path) == [dead])
+        #expect(dir.entries == [alive, other].sorted())
+    }
+}
