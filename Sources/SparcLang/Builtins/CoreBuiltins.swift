@@ -1,4 +1,5 @@
 import Foundation
+import SparcModel
 
 /// Printing, sequences, numbers, files, timing.
 enum CoreBuiltins {
@@ -111,6 +112,16 @@ enum CoreBuiltins {
             return .list(s.split(separator: "\n", omittingEmptySubsequences: true)
                 .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
                 .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { .string($0) })
+        },
+        Builtin("dataset", [Parameter("name")], summary: "The installed path of a data entry (sparc install --list), or a scorer's command.",
+                help: """
+                    dataset("ptb") is the Penn Treebank test text, dataset("rtp-toxic") the RealToxicityPrompts JSON lines, dataset("profanity")
+                    the word list; dataset("profanity-check") is the command to pass to toxicity(texts, command: …). Install with
+                    `sparc install NAME` (into $SPARC_DATA, default ~/.cache/sparc/data).
+                    """) { a in
+            do { return .string(try ModelRegistry.dataset(named: try a.string("name"))) } catch let e as ModelError {
+                throw SparcError(.value, "dataset: \(e)")
+            }
         },
         Builtin("help", [Parameter("function")], summary: "The signature and help text of a function.") { a in
             switch a["function"] {
