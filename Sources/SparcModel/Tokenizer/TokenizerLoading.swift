@@ -262,12 +262,18 @@ extension Tokenizer {
         }
     }
 
-    /// Reads the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`, model `gpt2`).
+    /// Reads the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`, model `gpt2` or
+    /// SentencePiece `llama`).
     public static func load(gguf: GGUFFile) throws -> Tokenizer {
         let md = gguf.metadata
         func fail(_ m: String) -> FormatError { FormatError(gguf.path, m) }
         guard let kind = md["tokenizer.ggml.model"]?.string else { throw fail("no tokenizer in the file (tokenizer.ggml.model missing)") }
-        guard kind == "gpt2" else { throw fail("unsupported tokenizer model \(kind) (sparc reads byte-level BPE, \"gpt2\")") }
+        if kind == "llama" {
+            do { return try loadSentencePiece(gguf: gguf) } catch let e as Tokenizer.Error { throw fail(e.description) }
+        }
+        guard kind == "gpt2" else {
+            throw fail("unsupported tokenizer model \(kind) (sparc reads byte-level BPE, \"gpt2\", and SentencePiece, \"llama\")")
+        }
         guard let tokens = md["tokenizer.ggml.tokens"]?.array?.compactMap(\.string), !tokens.isEmpty else {
             throw fail("tokenizer.ggml.tokens is missing or not a list of strings")
         }
@@ -324,6 +330,9 @@ extension Tokenizer {
     func tokenizerJSON() throws -> [String: Any] {
         // Read from a tokenizer.json: give that file back as it was.
         if let sourceJSON, let root = (try? JSONSerialization.jsonObject(with: sourceJSON)) as? [String: Any] { return root }
+        if sentencePiece != nil {
+            throw ModelError.invalidInput("this tokenizer is a SentencePiece vocabulary read from GGUF; sparc cannot write it as tokenizer.json yet (save the model as .gguf)")
+        }
         guard normalizer.isEmpty, decoder == [.byteLevel], options == BPEOptions() || options == ignoreMergesOnly else {
             throw ModelError.invalidInput("this tokenizer was not read from a tokenizer.json and is not plain byte-level BPE; sparc cannot write it")
         }
@@ -371,6 +380,7 @@ extension Tokenizer {
 
     /// `tokenizer.ggml.*` metadata for a GGUF file.
     func addGGUFMetadata(to w: inout GGUFWriter, vocabSize: Int) throws {
+        if let spm = sentencePiece { return addSentencePieceMetadata(spm, to: &w) }
         guard let pre = ggufPreName else {
             throw ModelError.invalidInput("this tokenizer's pre-tokenizer has no llama.cpp name; it cannot be written to GGUF")
         }
