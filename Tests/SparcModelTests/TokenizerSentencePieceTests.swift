@@ -91,6 +91,42 @@ import Testing
     }
 }
 
+/// Gemma 3's GGUF tokenizer (SentencePiece, no dummy prefix, 6k control and 165
+/// user-defined tokens: whitespace runs, HTML tags) against Google's `sentencepiece` on the
+/// same vocabulary (scripts/make_gemma3_tokenizer_fixture.py). The committed GGUF holds the
+/// vocabulary cut down to what the texts can reach; `original_ids` maps back to Gemma's ids.
+@Suite struct TokenizerGemma3Tests {
+    static let dir = Fixtures.path("tokenizers/gemma3")
+    nonisolated(unsafe) static let reference: [String: Any] = Fixtures.json("tokenizers/gemma3/reference.json")
+    static let fullVocab = ProcessInfo.processInfo.environment["SPARC_GEMMA3_VOCAB"]
+
+    static var cases: [(String, [Int])] {
+        zip(reference["texts"] as! [String], Fixtures.intLists(reference["ids"])).map { ($0, $1) }
+    }
+
+    @Test func matchesSentencePieceOnTheCutVocabulary() throws {
+        let tok = try Tokenizer.load(gguf: GGUFFile(path: Self.dir + "/gemma3-sub.gguf"))
+        let original = Fixtures.ints(Self.reference["original_ids"])
+        #expect(Self.cases.count >= 12)
+        for (text, ids) in Self.cases {
+            let mine = tok.encode(text, addSpecialTokens: false)
+            #expect(mine.map { original[$0] } == ids, "\(text.debugDescription)")
+            #expect(tok.decode(mine) == text, "decoding \(text.debugDescription)")
+        }
+        // add_bos_token: <bos> (id 2 in Gemma) first; no dummy-prefix space anywhere.
+        #expect(tok.encode("Hello world").map { original[$0] } == [2, 9259, 1902])
+        #expect(tok.prefix.map { original[$0] } == [2] && original[tok.eosTokenId!] == 1)
+        let turn = tok.encode("<start_of_turn>user\nHi<end_of_turn>\n", addSpecialTokens: false)
+        #expect(tok.decode(turn, skipSpecialTokens: true) == "user\nHi\n")
+    }
+
+    @Test(.enabled(if: fullVocab != nil)) func matchesSentencePieceOnTheFullVocabulary() throws {
+        let tok = try Tokenizer.load(gguf: GGUFFile(path: try #require(Self.fullVocab)))
+        #expect(tok.vocabularySize == 262_144)
+        for (text, ids) in Self.cases { #expect(tok.encode(text, addSpecialTokens: false) == ids, "\(text.debugDescription)") }
+    }
+}
+
 /// Malformed SentencePiece metadata: each gives a FormatError that names the problem.
 @Suite struct TokenizerSentencePieceErrorTests {
     /// A valid tiny vocabulary: <unk>, <s>, </s>, 256 byte tokens, then a few pieces.
