@@ -65,6 +65,33 @@ struct SentencePieceModel: Sendable {
 
     var byteFallbackComplete: Bool { byteIds.allSatisfy { $0 != nil } }
 
+    /// Tokens whose following whitespace is dropped when they are matched (Phi-3's).
+    var rstripIds: Set<Int> { Set(specials.filter(\.rstrip).map { Int($0.id) }) }
+
+    /// BPE merges equivalent to merging by score, as transformers' `SentencePieceExtractor`
+    /// makes them: every split of a token into two tokens, ordered by the merged token's
+    /// score (highest first), then by the lengths of the left and right parts (longest
+    /// first), then by id.
+    func merges() -> [(String, String)] {
+        struct Merge { let score: Float; let left: Int; let right: Int; let leftLength: Int; let rightLength: Int }
+        var all: [Merge] = []
+        for (id, t) in tokens.enumerated() {
+            let u = Array(t.unicodeScalars)
+            guard u.count >= 2 else { continue }
+            for k in 1..<u.count {
+                guard let l = vocab[ExactKey(scalars: u[..<k])], let r = vocab[ExactKey(scalars: u[k...])] else { continue }
+                all.append(Merge(score: scores[id], left: Int(l), right: Int(r), leftLength: k, rightLength: u.count - k))
+            }
+        }
+        all.sort { a, b in
+            if a.score != b.score { return a.score > b.score }
+            if a.leftLength != b.leftLength { return a.leftLength > b.leftLength }
+            if a.rightLength != b.rightLength { return a.rightLength > b.rightLength }
+            return (a.left, a.right) < (b.left, b.right)
+        }
+        return all.map { (tokens[$0.left], tokens[$0.right]) }
+    }
+
     // MARK: encoding
 
     /// Appends the ids of `text` (no BOS/EOS) to `out`.
@@ -332,6 +359,39 @@ extension Tokenizer {
                                        unkId: unk, padId: pad, rstripSpecials: rstrip)
         return try Tokenizer(sentencePiece: model, prefix: addBos ? [bos!] : [], suffix: addEos ? [eos!] : [],
                              bosTokenId: bos, eosTokenId: eos)
+    }
+
+    /// A tokenizer.json in the form transformers' Llama / Gemma converters give a
+    /// SentencePiece BPE vocabulary: a BPE model with byte fallback and merges ordered by
+    /// score, spaces replaced by "▁" (after a "▁" prefix with the dummy prefix), control,
+    /// unknown and user-defined tokens as added tokens matched in the raw text.
+    func sentencePieceTokenizerJSON(_ spm: SentencePieceModel) -> [String: Any] {
+        var vocab: [String: Int] = [:]
+        for (id, t) in tokens.enumerated() { vocab[t] = id }
+        let rstrip = spm.rstripIds
+        let added: [[String: Any]] = addedTokens.map {
+            ["id": $0.id, "content": $0.content, "single_word": false, "lstrip": false, "rstrip": rstrip.contains($0.id),
+             "normalized": false, "special": $0.special]
+        }
+        func replace(_ from: String, _ to: String) -> [String: Any] { ["type": "Replace", "pattern": ["String": from], "content": to] }
+        let normalizer: [String: Any] = spm.addSpacePrefix
+            ? ["type": "Sequence", "normalizers": [["type": "Prepend", "prepend": "▁"], replace(" ", "▁")]]
+            : replace(" ", "▁")
+        var decoders: [[String: Any]] = [replace("▁", " "), ["type": "ByteFallback"], ["type": "Fuse"]]
+        if spm.addSpacePrefix { decoders.append(["type": "Strip", "content": " ", "start": 1, "stop": 0]) }
+        func special(_ id: Int) -> [String: Any] { ["SpecialToken": ["id": tokens[id], "type_id": 0]] }
+        let single = prefix.map(special) + [["Sequence": ["id": "A", "type_id": 0]]] + suffix.map(special)
+        let pair = single + prefix.map(special) + [["Sequence": ["id": "B", "type_id": 1]]] + suffix.map(special)
+        let specials = Dictionary((prefix + suffix).map { (tokens[$0], ["id": tokens[$0], "ids": [$0], "tokens": [tokens[$0]]] as [String: Any]) }) { a, _ in a }
+        return [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added,
+            "normalizer": normalizer, "pre_tokenizer": NSNull(),
+            "post_processor": ["type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials],
+            "decoder": ["type": "Sequence", "decoders": decoders],
+            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": spm.unkId.map { tokens[Int($0)] as Any } ?? NSNull(),
+                      "continuing_subword_prefix": NSNull(), "end_of_word_suffix": NSNull(), "fuse_unk": true,
+                      "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": spm.merges().map { [$0.0, $0.1] }],
+        ]
     }
 
     /// `tokenizer.ggml.*` metadata of a SentencePiece tokenizer, as llama.cpp reads it.

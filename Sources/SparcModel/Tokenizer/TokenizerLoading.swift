@@ -330,9 +330,7 @@ extension Tokenizer {
     func tokenizerJSON() throws -> [String: Any] {
         // Read from a tokenizer.json: give that file back as it was.
         if let sourceJSON, let root = (try? JSONSerialization.jsonObject(with: sourceJSON)) as? [String: Any] { return root }
-        if sentencePiece != nil {
-            throw ModelError.invalidInput("this tokenizer is a SentencePiece vocabulary read from GGUF; sparc cannot write it as tokenizer.json yet (save the model as .gguf)")
-        }
+        if let spm = sentencePiece { return sentencePieceTokenizerJSON(spm) }
         guard normalizer.isEmpty, decoder == [.byteLevel], options == BPEOptions() || options == ignoreMergesOnly else {
             throw ModelError.invalidInput("this tokenizer was not read from a tokenizer.json and is not plain byte-level BPE; sparc cannot write it")
         }
