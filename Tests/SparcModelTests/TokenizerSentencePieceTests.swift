@@ -136,12 +136,7 @@ import Testing
         let tmp = TempDir()
         try JSONSerialization.data(withJSONObject: try tok.tokenizerJSON()).write(to: URL(fileURLWithPath: tmp.file("tokenizer.json")))
         let hf = try Tokenizer.load(tokenizerJSON: tmp.file("tokenizer.json"))
-        for (text, ids) in Self.cases {
-            let check = { #expect(hf.encode(text, addSpecialTokens: false).map { original[$0] } == ids, "tokenizer.json: \(text.debugDescription)") }
-            // Foundation's JSON reader on Linux drops the token "\u{FEFF}" (a string value
-            // that is only a byte-order mark reads as ""), so that text cannot match.
-            if text.unicodeScalars.contains("\u{FEFF}") { withKnownIssue { check() } } else { check() }
-        }
+        for (text, ids) in Self.cases { #expect(hf.encode(text, addSpecialTokens: false).map { original[$0] } == ids, "tokenizer.json: \(text.debugDescription)") }
         let turn = tok.encode("<start_of_turn>user\nHi<end_of_turn>\n", addSpecialTokens: false)
         #expect(tok.decode(turn, skipSpecialTokens: true) == "user\nHi\n")
     }

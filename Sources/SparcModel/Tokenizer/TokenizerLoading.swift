@@ -68,7 +68,8 @@ extension Tokenizer {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FormatError(path, "cannot read the tokenizer file")
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        // JSONText, not JSONSerialization: vocabulary keys must stay exactly as written.
+        guard let parsed = try? JSONText.parse(data), let root = parsed.foundation as? [String: Any] else {
             throw FormatError(path, "not a JSON object")
         }
         let r = JSONReader(path: path)
@@ -89,10 +90,10 @@ extension Tokenizer {
         options.continuingSubwordPrefix = try r.optionalString(model, "continuing_subword_prefix").flatMap { $0.isEmpty ? nil : $0 }
         options.endOfWordSuffix = try r.optionalString(model, "end_of_word_suffix").flatMap { $0.isEmpty ? nil : $0 }
 
-        guard let vocab = model["vocab"] as? [String: Any] else { throw r.fail("model.vocab is missing") }
+        guard case .object(let vocab)? = parsed["model"]?["vocab"] else { throw r.fail("model.vocab is missing") }
         var byId: [Int: String] = [:]
         for (token, v) in vocab {
-            guard let id = (v as? NSNumber)?.intValue, id >= 0, id < 10_000_000 else { throw r.fail("vocab entry \(token) has an invalid id") }
+            guard let id = (v.foundation as? NSNumber)?.intValue, id >= 0, id < 10_000_000 else { throw r.fail("vocab entry \(token) has an invalid id") }
             byId[id] = token
         }
         var added: [AddedToken] = []
