@@ -94,8 +94,7 @@ import Testing
         // merges by score, as transformers converts them) gives llama.cpp's ids again.
         let tok = try Self.load(vocab)
         let tmp = TempDir()
-        let data = try JSONSerialization.data(withJSONObject: try tok.tokenizerJSON(), options: [.sortedKeys])
-        try data.write(to: URL(fileURLWithPath: tmp.file("tokenizer.json")))
+        try tok.tokenizerJSONData().write(to: URL(fileURLWithPath: tmp.file("tokenizer.json")))
         let hf = try Tokenizer.load(tokenizerJSON: tmp.file("tokenizer.json"))
         for (text, ids) in try Self.vectors(vocab) {
             #expect(hf.encode(text, addSpecialTokens: false) == ids, "\(vocab): \(text.debugDescription)")
@@ -134,7 +133,7 @@ import Testing
         #expect(tok.prefix.map { original[$0] } == [2] && original[tok.eosTokenId!] == 1)
         // Its tokenizer.json (no dummy prefix: no Prepend, no Strip) encodes the same.
         let tmp = TempDir()
-        try JSONSerialization.data(withJSONObject: try tok.tokenizerJSON()).write(to: URL(fileURLWithPath: tmp.file("tokenizer.json")))
+        try tok.tokenizerJSONData().write(to: URL(fileURLWithPath: tmp.file("tokenizer.json")))
         let hf = try Tokenizer.load(tokenizerJSON: tmp.file("tokenizer.json"))
         for (text, ids) in Self.cases { #expect(hf.encode(text, addSpecialTokens: false).map { original[$0] } == ids, "tokenizer.json: \(text.debugDescription)") }
         let turn = tok.encode("<start_of_turn>user\nHi<end_of_turn>\n", addSpecialTokens: false)
@@ -145,6 +144,12 @@ import Testing
         let tok = try Tokenizer.load(gguf: GGUFFile(path: try #require(Self.fullVocab)))
         #expect(tok.vocabularySize == 262_144)
         for (text, ids) in Self.cases { #expect(tok.encode(text, addSpecialTokens: false) == ids, "\(text.debugDescription)") }
+        // Its tokenizer.json keeps all 262,144 tokens (434 pairs are canonically equivalent).
+        let tmp = TempDir()
+        try tok.tokenizerJSONData().write(to: URL(fileURLWithPath: tmp.file("tokenizer.json")))
+        let hf = try Tokenizer.load(tokenizerJSON: tmp.file("tokenizer.json"))
+        #expect(hf.tokens == tok.tokens)
+        for (text, ids) in Self.cases { #expect(hf.encode(text, addSpecialTokens: false) == ids, "tokenizer.json: \(text.debugDescription)") }
     }
 }
 
@@ -201,6 +206,21 @@ import Testing
         #expect(tok.decode(tok.encode("ab ab"), skipSpecialTokens: true) == "ab ab")
         #expect(tok.encode("c", addSpecialTokens: false) == [259, 3 + 0x63])
         #expect(tok.decode([259, 3 + 0x63]) == "c")
+    }
+
+    @Test func canonicallyEquivalentTokensSurviveTokenizerJSON() throws {
+        // "é" and "e" + U+301 are two tokens; the tokenizer.json written keeps both.
+        var m = Self.metadata()
+        var tokens = m[1].1.array!, scores = m[2].1.array!, types = m[3].1.array!
+        for t in ["e", "\u{301}", "\u{E9}", "e\u{301}"] { tokens.append(.string(t)); scores.append(.float32(-7)); types.append(.int32(1)) }
+        m[1].1 = .array(.string, tokens); m[2].1 = .array(.float32, scores); m[3].1 = .array(.int32, types)
+        let tok = try Self.load(m)
+        #expect(tok.encode("\u{E9}", addSpecialTokens: false) == [259, 267] && tok.encode("e\u{301}", addSpecialTokens: false) == [259, 268])
+        let tmp = TempDir()
+        try tok.tokenizerJSONData().write(to: URL(fileURLWithPath: tmp.file("tokenizer.json")))
+        let hf = try Tokenizer.load(tokenizerJSON: tmp.file("tokenizer.json"))
+        #expect(hf.tokens == tok.tokens)
+        #expect(hf.encode("\u{E9} e\u{301}") == tok.encode("\u{E9} e\u{301}"))
     }
 
     @Test func malformedMetadataIsRejected() {

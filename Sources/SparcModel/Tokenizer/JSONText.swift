@@ -175,3 +175,86 @@ indirect enum JSONText {
         }
     }
 }
+
+extension JSONText {
+    /// Object members written in the order given, so that keys a dictionary would merge
+    /// (canonically equivalent tokens) all reach the file.
+    struct Members {
+        let members: [(String, Any)]
+    }
+
+    struct WriteError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// JSON text of Foundation-style values ([String: Any] with sorted keys, [Any], String,
+    /// Bool, Int, Double, Float, NSNumber, NSNull) and `Members`, strings written as they are.
+    static func serialize(_ value: Any) throws -> Data {
+        var out: [UInt8] = []
+        try write(value, into: &out)
+        return Data(out)
+    }
+
+    private static func write(_ v: Any, into out: inout [UInt8]) throws {
+        switch v {
+        case let s as String: writeString(s, into: &out)
+        case is NSNull: out += Array("null".utf8)
+        case let b as Bool where type(of: v) == Bool.self: out += Array((b ? "true" : "false").utf8)
+        case let i as Int where type(of: v) == Int.self: out += Array(String(i).utf8)
+        case let d as Double where type(of: v) == Double.self: try writeNumber(d, into: &out)
+        case let f as Float where type(of: v) == Float.self: try writeNumber(Double(f), into: &out)
+        case let n as NSNumber:
+            if String(cString: n.objCType) == "c" { out += Array((n.boolValue ? "true" : "false").utf8) }
+            else if let i = Int(exactly: n.doubleValue), n.doubleValue.rounded() == n.doubleValue, String(cString: n.objCType) != "d", String(cString: n.objCType) != "f" {
+                out += Array(String(i).utf8)
+            } else { try writeNumber(n.doubleValue, into: &out) }
+        case let m as Members:
+            try writeObject(m.members, into: &out)
+        case let d as [String: Any]:
+            try writeObject(d.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }, into: &out)
+        case let a as [Any]:
+            out.append(UInt8(ascii: "["))
+            for (k, item) in a.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                try write(item, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        default:
+            throw WriteError(description: "cannot write a \(type(of: v)) as JSON")
+        }
+    }
+
+    private static func writeObject(_ members: [(String, Any)], into out: inout [UInt8]) throws {
+        out.append(UInt8(ascii: "{"))
+        for (k, (key, value)) in members.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            writeString(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            try write(value, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private static func writeNumber(_ d: Double, into out: inout [UInt8]) throws {
+        guard d.isFinite else { throw WriteError(description: "JSON has no \(d)") }
+        out += Array((d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : "\(d)").utf8)
+    }
+
+    private static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out += Array("\\\"".utf8)
+            case UInt8(ascii: "\\"): out += Array("\\\\".utf8)
+            case 0x0A: out += Array("\\n".utf8)
+            case 0x0D: out += Array("\\r".utf8)
+            case 0x09: out += Array("\\t".utf8)
+            case 0..<0x20:
+                let hex = String(b, radix: 16)
+                out += Array(("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).utf8)
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

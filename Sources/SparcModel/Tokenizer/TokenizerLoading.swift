@@ -327,6 +327,22 @@ extension Tokenizer {
         return o
     }
 
+    /// The bytes of `tokenizerJSON()` to save: the file this was read from, unchanged, or the
+    /// JSON written with every vocabulary entry in id order (`JSONSerialization` would merge
+    /// canonically equivalent tokens, "é" and "e\u{301}", and drop one of them).
+    func tokenizerJSONData() throws -> Data {
+        if let sourceJSON { return sourceJSON }
+        var root = try tokenizerJSON()
+        var model = root["model"] as? [String: Any] ?? [:]
+        // Byte-level BPE lists its added tokens only in added_tokens; SentencePiece in both.
+        let onlyAdded = sentencePiece == nil ? Set(addedTokens.map(\.id)) : []
+        model["vocab"] = JSONText.Members(members: tokens.enumerated().compactMap { id, t in
+            t.isEmpty || onlyAdded.contains(id) ? nil : (t, id)
+        })
+        root["model"] = model
+        return try JSONText.serialize(root)
+    }
+
     /// A `tokenizer.json` the Hugging Face `tokenizers` library reads back to the same ids.
     func tokenizerJSON() throws -> [String: Any] {
         // Read from a tokenizer.json: give that file back as it was.
