@@ -208,6 +208,20 @@ import Testing
         #expect(tok.decode([259, 3 + 0x63]) == "c")
     }
 
+    @Test func specialsAreCutLongestFirst() throws {
+        // llama.cpp cuts the longest special out everywhere first: in "wxyz", "xyz" wins
+        // over "wx" although "wx" starts further left (tokenizers would take "wx").
+        var m = Self.metadata()
+        var tokens = m[1].1.array!, scores = m[2].1.array!, types = m[3].1.array!
+        for t in ["xyz", "wx"] { tokens.append(.string(t)); scores.append(.float32(0)); types.append(.int32(4)) }
+        m[1].1 = .array(.string, tokens); m[2].1 = .array(.float32, scores); m[3].1 = .array(.int32, types)
+        let tok = try Self.load(m)
+        #expect(tok.encode("wxyz", addSpecialTokens: false) == [259, 3 + 0x77, 265])
+        // Text after a special gets the dummy prefix too: " " becomes "▁▁" (as llama.cpp).
+        #expect(tok.encode("wx xyz", addSpecialTokens: false) == [266, 259, 259, 265])
+        #expect(tok.decode([266, 259, 265]) == "wx xyz")
+    }
+
     @Test func canonicallyEquivalentTokensSurviveTokenizerJSON() throws {
         // "é" and "e" + U+301 are two tokens; the tokenizer.json written keeps both.
         var m = Self.metadata()

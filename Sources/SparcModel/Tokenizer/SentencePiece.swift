@@ -36,8 +36,16 @@ struct SentencePieceModel: Sendable {
     private let byteIds: [Int32?]
     /// In matching priority: longest UTF-8 text first, then lowest id.
     private let specials: [Special]
-    /// Indices into `specials` by first scalar.
-    private let specialsByFirst: [Unicode.Scalar: [Int]]
+    /// Index into `specials` by text.
+    private let specialIndex: [ExactKey: Int]
+    /// What the specials starting with a scalar look like, to test few lengths per position:
+    /// Gemma has 6,000 specials starting with "<" ("<unused0>"…), but few lengths.
+    private let specialsByFirst: [Unicode.Scalar: SpecialStart]
+    private struct SpecialStart: Sendable {
+        var single = false
+        var seconds: Set<Unicode.Scalar> = []
+        var lengths: Set<Int> = []
+    }
 
     init(tokens: [String], scores: [Float], types: [TokenType], addSpacePrefix: Bool, unkId: Int?, padId: Int? = nil,
          rstripSpecials: Set<Int> = []) {
@@ -58,12 +66,15 @@ struct SentencePieceModel: Sendable {
         let ids = types.indices.filter { [.control, .userDefined, .unknown].contains(types[$0]) && !tokens[$0].isEmpty }
         let ordered = ids.sorted { (tokens[$0].utf8.count, -$0) > (tokens[$1].utf8.count, -$1) }
         specials = ordered.map { Special(id: Int32($0), scalars: Array(tokens[$0].unicodeScalars), lstrip: false, rstrip: rstripSpecials.contains($0)) }
-        var byFirst: [Unicode.Scalar: [Int]] = [:]
-        for (k, s) in specials.enumerated() { byFirst[s.scalars[0], default: []].append(k) }
+        specialIndex = Dictionary(uniqueKeysWithValues: specials.enumerated().map { (ExactKey(scalars: $1.scalars), $0) })
+        var byFirst: [Unicode.Scalar: SpecialStart] = [:]
+        for s in specials {
+            if s.scalars.count == 1 { byFirst[s.scalars[0], default: SpecialStart()].single = true; continue }
+            byFirst[s.scalars[0], default: SpecialStart()].seconds.insert(s.scalars[1])
+            byFirst[s.scalars[0], default: SpecialStart()].lengths.insert(s.scalars.count)
+        }
         specialsByFirst = byFirst
     }
-
-    var byteFallbackComplete: Bool { byteIds.allSatisfy { $0 != nil } }
 
     /// Tokens whose following whitespace is dropped when they are matched (Phi-3's).
     var rstripIds: Set<Int> { Set(specials.filter(\.rstrip).map { Int($0.id) }) }
@@ -123,10 +134,11 @@ struct SentencePieceModel: Sendable {
         guard !specials.isEmpty, !u.isEmpty else { return u.isEmpty ? [] : [.text(0..<u.count)] }
         var found: [(rank: Int, start: Int)] = []
         for i in u.indices {
-            guard let candidates = specialsByFirst[u[i]] else { continue }
-            for k in candidates {
-                let s = specials[k].scalars
-                if i + s.count <= u.count && u[i..<(i + s.count)].elementsEqual(s) { found.append((k, i)) }
+            guard let start = specialsByFirst[u[i]] else { continue }
+            if start.single, let k = specialIndex[ExactKey(scalars: u[i...i])] { found.append((k, i)) }
+            guard i + 1 < u.count, start.seconds.contains(u[i + 1]) else { continue }
+            for n in start.lengths where i + n <= u.count {
+                if let k = specialIndex[ExactKey(scalars: u[i..<(i + n)])] { found.append((k, i)) }
             }
         }
         guard !found.isEmpty else { return [.text(0..<u.count)] }
