@@ -28,6 +28,18 @@ import Testing
         #expect((try? JSONText.parse(Data([0xEF, 0xBB, 0xBF] + Array("[1]".utf8)))) != nil)  // a leading byte-order mark
     }
 
+    @Test func flippedBytesNeverTrap() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tokenizers/llama2-spm.json")))
+        let dir = TempDir()
+        var rng = SystemRandomNumberGenerator()
+        for i in stride(from: 0, to: data.count, by: max(1, data.count / 250)) {
+            var d = data
+            d[i] = [UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "{"), UInt8(ascii: "]"), 0xFF, 0x00, UInt8.random(in: 0...255, using: &rng)].randomElement(using: &rng)!
+            try d.write(to: URL(fileURLWithPath: dir.file("tokenizer.json")))
+            if let tok = try? Tokenizer.load(tokenizerJSON: dir.file("tokenizer.json")) { _ = tok.decode(tok.encode("Hello wörld ab")) }
+        }
+    }
+
     @Test func canonicallyEquivalentVocabularyEntriesStayDistinct() throws {
         // "é" (U+E9) and "e" + U+301 are different tokens; so are U+FEFF and "\u{FEFF}x".
         let json = #"""

@@ -237,6 +237,24 @@ import Testing
         #expect(hf.encode("\u{E9} e\u{301}") == tok.encode("\u{E9} e\u{301}"))
     }
 
+    @Test func flippedBytesNeverTrap() throws {
+        // Any byte of a small SentencePiece GGUF changed: an error or a working tokenizer.
+        var w = GGUFWriter()
+        w.add("general.architecture", .string("llama"))
+        for (k, v) in Self.metadata() { w.add(k, v) }
+        let data = try w.encoded()
+        let tmp = TempDir()
+        var rng = SystemRandomNumberGenerator()
+        for i in stride(from: 0, to: data.count, by: 7) {
+            var d = data
+            d[i] ^= UInt8.random(in: 1...255, using: &rng)
+            try d.write(to: URL(fileURLWithPath: tmp.file("f.gguf")))
+            guard let tok = try? Tokenizer.load(gguf: GGUFFile(path: tmp.file("f.gguf"))) else { continue }
+            let ids = tok.encode("ab <s>c\u{E9} ab", addSpecialTokens: true)
+            _ = tok.decode(ids + [-1, tok.vocabularySize, 0, 1, 2])
+        }
+    }
+
     @Test func malformedMetadataIsRejected() {
         let tokens = Self.metadata()[1].1.array!
         Self.expectError(Self.replacing("tokenizer.ggml.tokens", with: nil), "tokenizer.ggml.tokens is missing")
