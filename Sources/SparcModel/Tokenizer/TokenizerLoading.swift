@@ -69,8 +69,14 @@ extension Tokenizer {
             throw FormatError(path, "cannot read the tokenizer file")
         }
         // JSONText, not JSONSerialization: vocabulary keys must stay exactly as written.
-        guard let parsed = try? JSONText.parse(data), let root = parsed.foundation as? [String: Any] else {
+        // model.vocab is read from `parsed` below, so it is not converted here.
+        guard let parsed = try? JSONText.parse(data), case .object(let members) = parsed else {
             throw FormatError(path, "not a JSON object")
+        }
+        var root: [String: Any] = [:]
+        for (key, value) in members {
+            guard key == "model", case .object(let modelMembers) = value else { root[key] = value.foundation; continue }
+            root[key] = Dictionary(modelMembers.filter { $0.key != "vocab" }.map { ($0.key, $0.value.foundation) }) { _, b in b }
         }
         let r = JSONReader(path: path)
 
