@@ -76,12 +76,9 @@ extension Model {
         let tokenizer = try Tokenizer.load(folder: dir)
         try checkTokenizer(tokenizer, fits: config, file: dir)
 
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir))?
-            .filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
-        guard !files.isEmpty else { throw FormatError(dir, "no .safetensors weights in the folder") }
+        // F16 and BF16 tensors are widened to F32 as they are read.
         var params: [String: Tensor] = [:]
-        for f in files {
-            let st = try SafetensorsFile(path: url.appendingPathComponent(f).path)
+        for st in try weightFiles(in: dir) {
             for name in st.names {
                 guard params[name] == nil else { throw FormatError(st.path, "tensor \(name) appears in two weight files") }
                 params[name] = try st.tensor(name)
@@ -95,6 +92,21 @@ extension Model {
             params["lm_head.weight"] = nil
         }
         return try Model(config: config, tokenizer: tokenizer, parameters: params, source: dir)
+    }
+
+    /// The weight files of a folder, chosen as transformers chooses them: `model.safetensors`
+    /// alone when present, else the shards `model.safetensors.index.json` lists (checked
+    /// against it), else every `.safetensors` file.
+    private static func weightFiles(in dir: String) throws -> [SafetensorsFile] {
+        let url = URL(fileURLWithPath: dir)
+        let single = url.appendingPathComponent("model.safetensors").path
+        if FileManager.default.fileExists(atPath: single) { return [try SafetensorsFile(path: single)] }
+        let index = url.appendingPathComponent(SafetensorsIndex.fileName).path
+        if FileManager.default.fileExists(atPath: index) { return try SafetensorsIndex(path: index).openShards() }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir))?
+            .filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
+        guard !files.isEmpty else { throw FormatError(dir, "no .safetensors weights in the folder") }
+        return try files.map { try SafetensorsFile(path: url.appendingPathComponent($0).path) }
     }
 }
 

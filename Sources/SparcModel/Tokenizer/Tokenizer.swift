@@ -2,7 +2,8 @@ import Foundation
 
 /// BPE tokenizer as the Hugging Face `tokenizers` library defines it (byte-level GPT-2 /
 /// Llama-3 / SmolLM2 style and SentencePiece-style with byte fallback), giving the same
-/// ids for the configurations it accepts.
+/// ids for the configurations it accepts; or llama.cpp's SentencePiece tokenizer from a
+/// GGUF file (`SentencePieceModel`), giving llama.cpp's ids.
 ///
 /// Encoding: split the text on added tokens, normalize each remaining segment, split it
 /// on normalized added tokens, pre-tokenize, map to GPT-2's byte alphabet when the
@@ -52,7 +53,7 @@ public final class Tokenizer: Sendable {
     /// The tokenizer.json this was read from, written back unchanged when saving.
     let sourceJSON: Data?
 
-    private let model: BPEModel
+    private let engine: Engine
     private let norm: Normalizer
     private let pre: PreTokenizer
     private let dec: Decoder?
@@ -62,6 +63,11 @@ public final class Tokenizer: Sendable {
     private let normalizedAdded: AddedTokenMatcher
     private let specialIds: Set<Int>
     private let cache = PieceCache()
+
+    private enum Engine: Sendable {
+        case bpe(BPEModel)
+        case sentencePiece(SentencePieceModel)
+    }
 
     public enum Error: Swift.Error, CustomStringConvertible {
         case invalid(String)
@@ -144,7 +150,7 @@ public final class Tokenizer: Sendable {
             if ids.allSatisfy({ $0 != nil }) { byteIds = ids.compactMap { $0 } }
         }
         let ascii = (0..<128).map { single[Unicode.Scalar(UInt8($0))] ?? -1 }
-        model = BPEModel(merges: table, singleScalar: single, asciiIds: ascii, vocab: vocab, byteIds: byteIds, unkId: unkId, options: options)
+        engine = .bpe(BPEModel(merges: table, singleScalar: single, asciiIds: ascii, vocab: vocab, byteIds: byteIds, unkId: unkId, options: options))
 
         for t in addedTokens where t.id < 0 || t.id >= max(tokens.count, 1) || t.content.isEmpty {
             throw Error.invalid("added token \"\(t.content)\" has invalid id \(t.id)")
@@ -157,6 +163,46 @@ public final class Tokenizer: Sendable {
         rawAdded = AddedTokenMatcher(addedTokens.filter { !$0.normalized }.map { ($0, Array($0.content.unicodeScalars)) })
         normalizedAdded = AddedTokenMatcher(addedTokens.filter(\.normalized).map { ($0, normed.normalize(Array($0.content.unicodeScalars))) })
         specialIds = Set(addedTokens.filter(\.special).map(\.id))
+    }
+
+    /// A SentencePiece tokenizer read from GGUF. Control and unknown tokens are its special
+    /// added tokens, user-defined ones its other added tokens (all matched in raw text).
+    init(sentencePiece spm: SentencePieceModel, prefix: [Int], suffix: [Int], bosTokenId: Int?, eosTokenId: Int?) throws {
+        tokens = spm.tokens
+        merges = []
+        addedTokens = spm.types.indices.compactMap { id in
+            switch spm.types[id] {
+            case .control, .unknown: return AddedToken(id: id, content: spm.tokens[id], special: true)
+            case .userDefined: return AddedToken(id: id, content: spm.tokens[id], special: false, normalized: false)
+            default: return nil
+            }
+        }
+        normalizer = []
+        preTokenizer = []
+        decoder = nil
+        options = BPEOptions()
+        self.prefix = prefix
+        self.suffix = suffix
+        self.bosTokenId = bosTokenId
+        self.eosTokenId = eosTokenId
+        sourceJSON = nil
+        engine = .sentencePiece(spm)
+        norm = try Normalizer(steps: [])
+        pre = try PreTokenizer(steps: [])
+        dec = nil
+        byteLevel = false
+        rawAdded = AddedTokenMatcher([])
+        normalizedAdded = AddedTokenMatcher([])
+        specialIds = Set(addedTokens.filter(\.special).map(\.id))
+        for id in prefix + suffix + [bosTokenId, eosTokenId].compactMap({ $0 }) where id < 0 || id >= tokens.count {
+            throw Error.invalid("special token id \(id) is outside the vocabulary (\(tokens.count) tokens)")
+        }
+    }
+
+    /// The SentencePiece model when this tokenizer is llama.cpp's SPM (from GGUF).
+    var sentencePiece: SentencePieceModel? {
+        if case .sentencePiece(let m) = engine { return m }
+        return nil
     }
 
     public var vocabularySize: Int { tokens.count }
@@ -185,8 +231,14 @@ public final class Tokenizer: Sendable {
     /// when `addSpecialTokens` is true.
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
         var ids: [Int] = addSpecialTokens ? prefix : []
-        forEachPiece(text, added: { ids.append($0) }) { piece in
-            for id in cachedTokenize(piece) { ids.append(Int(id)) }
+        switch engine {
+        case .sentencePiece(let spm):
+            var work = 0
+            spm.encode(text, into: &ids, work: &work)
+        case .bpe(let model):
+            forEachPiece(text, added: { ids.append($0) }) { piece in
+                for id in cachedTokenize(piece, model) { ids.append(Int(id)) }
+            }
         }
         if addSpecialTokens { ids += suffix }
         return ids
@@ -195,7 +247,13 @@ public final class Tokenizer: Sendable {
     /// Heap operations BPE does on `text` (no cache): for checking that work grows linearly.
     func bpeWork(_ text: String) -> Int {
         var work = 0
-        forEachPiece(text, added: { _ in }) { _ = model.tokenize(byteLevel ? ByteLevel.map($0) : $0, work: &work) }
+        switch engine {
+        case .sentencePiece(let spm):
+            var ids: [Int] = []
+            spm.encode(text, into: &ids, work: &work)
+        case .bpe(let model):
+            forEachPiece(text, added: { _ in }) { _ = model.tokenize(byteLevel ? ByteLevel.map($0) : $0, work: &work) }
+        }
         return work
     }
 
@@ -225,7 +283,7 @@ public final class Tokenizer: Sendable {
 
     /// BPE ids of a pre-token. The cache is keyed by the pre-token before the byte-level
     /// mapping (the mapping is a function of it), so a hit skips the mapping too.
-    private func cachedTokenize(_ piece: [Unicode.Scalar]) -> [Int32] {
+    private func cachedTokenize(_ piece: [Unicode.Scalar], _ model: BPEModel) -> [Int32] {
         // Long pieces are rare and not worth the memory (tokenizers' cache skips them too).
         guard piece.count < PieceCache.maxPieceLength else { return model.tokenize(byteLevel ? ByteLevel.map(piece) : piece) }
         if let hit = cache.get(piece) { return hit }
@@ -239,6 +297,7 @@ public final class Tokenizer: Sendable {
     /// The text of `ids` through the file's decoder (byte-level: bytes decoded as UTF-8,
     /// invalid sequences become U+FFFD, as in `tokenizers`). Unknown ids are skipped.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+        if case .sentencePiece(let spm) = engine { return spm.decode(ids, skipSpecialTokens: skipSpecialTokens) }
         let strings = ids.compactMap { id -> String? in
             guard id >= 0 && id < tokens.count, !tokens[id].isEmpty else { return nil }
             if skipSpecialTokens && specialIds.contains(id) { return nil }
@@ -248,7 +307,12 @@ public final class Tokenizer: Sendable {
         return dec.decode(strings)
     }
 
-    public func id(of token: String) -> Int? { model.vocab[ExactKey(token)].map(Int.init) }
+    public func id(of token: String) -> Int? {
+        switch engine {
+        case .bpe(let model): return model.vocab[ExactKey(token)].map(Int.init)
+        case .sentencePiece(let spm): return spm.vocab[ExactKey(token)].map(Int.init)
+        }
+    }
 }
 
 /// A bounded, thread-safe map from pre-token to ids. When full it starts over, which

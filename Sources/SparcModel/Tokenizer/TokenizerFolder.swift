@@ -46,10 +46,12 @@ extension Tokenizer {
     /// `addBOS`, `bosToken` (default `<|endoftext|>`) is put before every encoded text.
     public static func load(vocabJSON: String, mergesTXT: String, specialTokens: [String] = [], bosToken: String? = nil,
                             eosToken: String? = nil, addBOS: Bool = false, addPrefixSpace: Bool = false) throws -> Tokenizer {
-        let vocabObject = try jsonObject(vocabJSON)
+        // JSONText keeps keys as written (JSONSerialization merges "é" and "e\u{301}").
+        guard let data = FileManager.default.contents(atPath: vocabJSON) else { throw FormatError(vocabJSON, "cannot read the file") }
+        guard case .object(let vocabObject)? = try? JSONText.parse(data) else { throw FormatError(vocabJSON, "not a JSON object") }
         var byId: [Int: String] = [:]
         for (token, v) in vocabObject {
-            guard let id = (v as? NSNumber)?.intValue, id >= 0, id < 10_000_000 else {
+            guard let id = (v.foundation as? NSNumber)?.intValue, id >= 0, id < 10_000_000 else {
                 throw FormatError(vocabJSON, "vocab entry \(token.debugDescription) has an invalid id")
             }
             if let other = byId[id] { throw FormatError(vocabJSON, "tokens \(other.debugDescription) and \(token.debugDescription) share id \(id)") }

@@ -68,8 +68,15 @@ extension Tokenizer {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FormatError(path, "cannot read the tokenizer file")
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        // JSONText, not JSONSerialization: vocabulary keys must stay exactly as written.
+        // model.vocab is read from `parsed` below, so it is not converted here.
+        guard let parsed = try? JSONText.parse(data), case .object(let members) = parsed else {
             throw FormatError(path, "not a JSON object")
+        }
+        var root: [String: Any] = [:]
+        for (key, value) in members {
+            guard key == "model", case .object(let modelMembers) = value else { root[key] = value.foundation; continue }
+            root[key] = Dictionary(modelMembers.filter { $0.key != "vocab" }.map { ($0.key, $0.value.foundation) }) { _, b in b }
         }
         let r = JSONReader(path: path)
 
@@ -89,10 +96,10 @@ extension Tokenizer {
         options.continuingSubwordPrefix = try r.optionalString(model, "continuing_subword_prefix").flatMap { $0.isEmpty ? nil : $0 }
         options.endOfWordSuffix = try r.optionalString(model, "end_of_word_suffix").flatMap { $0.isEmpty ? nil : $0 }
 
-        guard let vocab = model["vocab"] as? [String: Any] else { throw r.fail("model.vocab is missing") }
+        guard case .object(let vocab)? = parsed["model"]?["vocab"] else { throw r.fail("model.vocab is missing") }
         var byId: [Int: String] = [:]
         for (token, v) in vocab {
-            guard let id = (v as? NSNumber)?.intValue, id >= 0, id < 10_000_000 else { throw r.fail("vocab entry \(token) has an invalid id") }
+            guard let id = (v.foundation as? NSNumber)?.intValue, id >= 0, id < 10_000_000 else { throw r.fail("vocab entry \(token) has an invalid id") }
             byId[id] = token
         }
         var added: [AddedToken] = []
@@ -262,12 +269,18 @@ extension Tokenizer {
         }
     }
 
-    /// Reads the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`, model `gpt2`).
+    /// Reads the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`, model `gpt2` or
+    /// SentencePiece `llama`).
     public static func load(gguf: GGUFFile) throws -> Tokenizer {
         let md = gguf.metadata
         func fail(_ m: String) -> FormatError { FormatError(gguf.path, m) }
         guard let kind = md["tokenizer.ggml.model"]?.string else { throw fail("no tokenizer in the file (tokenizer.ggml.model missing)") }
-        guard kind == "gpt2" else { throw fail("unsupported tokenizer model \(kind) (sparc reads byte-level BPE, \"gpt2\")") }
+        if kind == "llama" {
+            do { return try loadSentencePiece(gguf: gguf) } catch let e as Tokenizer.Error { throw fail(e.description) }
+        }
+        guard kind == "gpt2" else {
+            throw fail("unsupported tokenizer model \(kind) (sparc reads byte-level BPE, \"gpt2\", and SentencePiece, \"llama\")")
+        }
         guard let tokens = md["tokenizer.ggml.tokens"]?.array?.compactMap(\.string), !tokens.isEmpty else {
             throw fail("tokenizer.ggml.tokens is missing or not a list of strings")
         }
@@ -320,10 +333,27 @@ extension Tokenizer {
         return o
     }
 
+    /// The bytes of `tokenizerJSON()` to save: the file this was read from, unchanged, or the
+    /// JSON written with every vocabulary entry in id order (`JSONSerialization` would merge
+    /// canonically equivalent tokens, "é" and "e\u{301}", and drop one of them).
+    func tokenizerJSONData() throws -> Data {
+        if let sourceJSON { return sourceJSON }
+        var root = try tokenizerJSON()
+        var model = root["model"] as? [String: Any] ?? [:]
+        // Byte-level BPE lists its added tokens only in added_tokens; SentencePiece in both.
+        let onlyAdded = sentencePiece == nil ? Set(addedTokens.map(\.id)) : []
+        model["vocab"] = JSONText.Members(members: tokens.enumerated().compactMap { id, t in
+            t.isEmpty || onlyAdded.contains(id) ? nil : (t, id)
+        })
+        root["model"] = model
+        return try JSONText.serialize(root)
+    }
+
     /// A `tokenizer.json` the Hugging Face `tokenizers` library reads back to the same ids.
     func tokenizerJSON() throws -> [String: Any] {
         // Read from a tokenizer.json: give that file back as it was.
         if let sourceJSON, let root = (try? JSONSerialization.jsonObject(with: sourceJSON)) as? [String: Any] { return root }
+        if let spm = sentencePiece { return sentencePieceTokenizerJSON(spm) }
         guard normalizer.isEmpty, decoder == [.byteLevel], options == BPEOptions() || options == ignoreMergesOnly else {
             throw ModelError.invalidInput("this tokenizer was not read from a tokenizer.json and is not plain byte-level BPE; sparc cannot write it")
         }
@@ -371,6 +401,7 @@ extension Tokenizer {
 
     /// `tokenizer.ggml.*` metadata for a GGUF file.
     func addGGUFMetadata(to w: inout GGUFWriter, vocabSize: Int) throws {
+        if let spm = sentencePiece { return addSentencePieceMetadata(spm, to: &w) }
         guard let pre = ggufPreName else {
             throw ModelError.invalidInput("this tokenizer's pre-tokenizer has no llama.cpp name; it cannot be written to GGUF")
         }
