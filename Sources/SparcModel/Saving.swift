@@ -25,7 +25,7 @@ extension Model {
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         var files: [(String, Data)] = [
             ("config.json", try JSONSerialization.data(withJSONObject: configJSON, options: [.prettyPrinted, .sortedKeys])),
-            ("tokenizer.json", try JSONSerialization.data(withJSONObject: tokenizer.tokenizerJSON(), options: [.sortedKeys])),
+            ("tokenizer.json", try tokenizer.tokenizerJSONData()),
         ]
         for (name, object) in transformersFiles() {
             files.append((name, try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])))
