@@ -54,6 +54,11 @@ extension Model {
             } else if names.permutesQueryKey && name.hasSuffix("self_attn.k_proj.weight") {
                 t = try GGUFNames.unpermuteRoPE(t, heads: config.numKVHeads, file: path, name: info.name)
             }
+            if names.normShift != 0 && name.hasSuffix("norm.weight") {
+                // Gemma 3: llama.cpp stores 1 + w; sparc speaks the Hugging Face w.
+                let shift = names.normShift
+                t = Tensor(shape: t.shape, values: t.scalars.map { $0 - shift })
+            }
             params[name] = t
         }
         return try Model(config: config, tokenizer: tokenizer, parameters: params, source: path)
