@@ -23,13 +23,17 @@ extension Model {
 
     /// Loads a GGUF model, renaming tensors to Hugging Face names and undoing llama.cpp's
     /// q/k row permutation, so relevances and masks carry over to the HF export unchanged.
-    public static func load(gguf path: String) throws -> Model {
+    public static func load(gguf path: String) throws -> Model { try load(gguf: path, tokenizer: nil) }
+
+    /// `tokenizer`, when given, stands in for the file's own (tests that check a model's
+    /// weights on token ids, where sparc cannot read the file's tokenizer kind yet).
+    static func load(gguf path: String, tokenizer override: Tokenizer?) throws -> Model {
         let file = try GGUFFile(path: path)
         var config = try ModelConfig.load(gguf: file)
         guard let family = Architectures.named(config.architecture), let names = family.ggufNames else {
             throw FormatError(path, "sparc has no GGUF name map for \(config.architecture)")
         }
-        let tokenizer = try Tokenizer.load(gguf: file)
+        let tokenizer = try override ?? Tokenizer.load(gguf: file)
         try checkTokenizer(tokenizer, fits: config, file: path)
         if file.info(GGUFNames.ropeFactors) != nil {
             let factors = try file.tensor(GGUFNames.ropeFactors).scalars
