@@ -5,11 +5,12 @@ Tests/SparcModelTests/Fixtures/families/ and Tests/SparcAttributionTests/Fixture
 
     python3 scripts/make_family_references.py
     python3 scripts/make_family_references.py --check-export DIR --family NAME
+    python3 scripts/make_family_references.py --gemma3   # Gemma 3 only, into its own files
 
 LXT 2.1 does not import under transformers 5, so this runs in its own environment:
 pip install torch "transformers>=4.50,<5" lxt safetensors numpy.
 
-Makes eight tiny random models (float32, eager attention, vocab 384 so that
+Without --gemma3, makes eight tiny random models (float32, eager attention, vocab 384 so that
 tiny-gqa/tokenizer.json fits, hidden 64, 2 layers, 128 positions; biases and norm
 weights/biases drawn at random so that bias and norm handling is exercised):
 
@@ -53,6 +54,11 @@ Writes:
         zero exact gradient (it shifts a softmax row by a constant); its stored values are
         float rounding (~1e-8): compare them with an absolute tolerance. With RoPE
         (qwen2) the key bias is rotated per position and its relevance is real.
+
+With --gemma3, makes the two Gemma 3 models of GEMMA_SPECS below and writes the same
+kinds of output to references-gemma3.{json,safetensors}, families-relevance-gemma3.{json,
+safetensors} and families/gemma3-six.gguf (write_gemma3_gguf), leaving the files above as
+they are.
 
 The folders carry tokenizer.json only (like tiny-gqa): AutoTokenizer then picks the class
 from model_type, and LlamaTokenizerFast adds its default "<s>" as a new id 384 as BOS.
