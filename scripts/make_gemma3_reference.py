@@ -87,7 +87,8 @@ def main(path):
     bos = cfg.bos_token_id
 
     def words_spaced(text):
-        # SentencePiece pieces: the first word has no leading space in Gemma's prompts.
+        # BOS and one SentencePiece piece per word, the first without "▁" (Gemma's tokenizer
+        # adds no dummy prefix), as sparc's GGUF tokenizer must encode `text`.
         out = [bos]
         for k, w in enumerate(text.split()):
             out.append(piece[w] if k == 0 else piece["▁" + w])
@@ -95,11 +96,11 @@ def main(path):
 
     g = torch.Generator().manual_seed(5)
     long_ids = [bos] + torch.randint(1000, 20000, (599,), generator=g).tolist()
-    sequences = [words_spaced("The capital of France is"), words_spaced("Once upon a time there was a little"),
-                 long_ids]
+    texts = ["The capital of France is", "Once upon a time there was a little", None]
+    sequences = [words_spaced(texts[0]), words_spaced(texts[1]), long_ids]
     entries = []
     with torch.no_grad():
-        for ids in sequences:
+        for ids, text in zip(sequences, texts):
             step = model(torch.tensor([ids]), use_cache=True, logits_to_keep=1)
             top = step.logits[0, -1].topk(5)
             out = list(ids)
@@ -108,6 +109,7 @@ def main(path):
                 out.append(nxt)
                 step = model(torch.tensor([[nxt]]), past_key_values=step.past_key_values, use_cache=True)
             entries.append({"ids": ids, "top5_ids": top.indices.tolist(), "top5_logits": top.values.tolist(),
+                            **({"text": text} if text else {}),
                             "greedy": out[len(ids):],
                             "greedy_text": "".join(tokens[i] for i in out[len(ids):]).replace("▁", " ")})
             print(f"T={len(ids)}: top5 {top.indices.tolist()} greedy {entries[-1]['greedy_text']!r}")
