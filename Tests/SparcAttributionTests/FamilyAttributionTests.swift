@@ -5,10 +5,10 @@ import SparcFormats
 import SparcModel
 import SparcTensor
 
-/// AttnLRP and Gradient×Input on tiny llama, qwen2, gpt2 and opt models against LXT 2.1's
-/// efficient patches (llama, qwen2, gpt2; OPT with GPT-2's rules applied by the script),
-/// from scripts/make_family_references.py: every parameter's relevance under its
-/// checkpoint name and shape, tokens (and learned positions), neurons.
+/// AttnLRP and Gradient×Input on tiny llama, qwen2, gpt2, opt and gemma3 models against LXT
+/// 2.1's efficient patches (llama, qwen2, gpt2, gemma3; OPT with GPT-2's rules applied by
+/// the script), from scripts/make_family_references.py: every parameter's relevance under
+/// its checkpoint name and shape, tokens (and learned positions), neurons, heads.
 enum FamilyRelevance {
     static let dir = RelevanceFixtures.dir
     /// Gemma 3 (LXT's gemma3 map) has its own files (`make_family_references.py --gemma3`).
