@@ -94,6 +94,13 @@ enum FamilyFixtures {
         j["_sliding_window_pattern"] = nil
         j["sliding_window_pattern"] = 2
         #expect(try Gemma3().config(json: j, file: "config.json").slidingLayers == [true, false, true])
+        // transformers 5 writes RoPE per layer type.
+        var v5 = j
+        for k in ["rope_theta", "rope_scaling", "rope_local_base_freq"] { v5[k] = NSNull() }
+        v5["rope_parameters"] = ["sliding_attention": ["rope_type": "default", "rope_theta": 100.0],
+                                 "full_attention": ["rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0]]
+        let c5 = try Gemma3().config(json: v5, file: "config.json")
+        #expect(c5.ropeTheta == 10_000 && c5.ropeScaling == .linear(factor: 2) && c5.localRopeTheta == 100)
         j["final_logit_softcapping"] = 30.0
         #expect(throws: FormatError.self) { try Gemma3().config(json: j, file: "config.json") }
         j["final_logit_softcapping"] = nil
