@@ -5,11 +5,12 @@ Tests/SparcModelTests/Fixtures/families/ and Tests/SparcAttributionTests/Fixture
 
     python3 scripts/make_family_references.py
     python3 scripts/make_family_references.py --check-export DIR --family NAME
+    python3 scripts/make_family_references.py --gemma3   # Gemma 3 only, into its own files
 
 LXT 2.1 does not import under transformers 5, so this runs in its own environment:
 pip install torch "transformers>=4.50,<5" lxt safetensors numpy.
 
-Makes eight tiny random models (float32, eager attention, vocab 384 so that
+Without --gemma3, makes eight tiny random models (float32, eager attention, vocab 384 so that
 tiny-gqa/tokenizer.json fits, hidden 64, 2 layers, 128 positions; biases and norm
 weights/biases drawn at random so that bias and norm handling is exercised):
 
@@ -54,6 +55,11 @@ Writes:
         float rounding (~1e-8): compare them with an absolute tolerance. With RoPE
         (qwen2) the key bias is rotated per position and its relevance is real.
 
+With --gemma3, makes the two Gemma 3 models of GEMMA_SPECS below and writes the same
+kinds of output to references-gemma3.{json,safetensors}, families-relevance-gemma3.{json,
+safetensors} and families/gemma3-six.gguf (write_gemma3_gguf), leaving the files above as
+they are.
+
 The folders carry tokenizer.json only (like tiny-gqa): AutoTokenizer then picks the class
 from model_type, and LlamaTokenizerFast adds its default "<s>" as a new id 384 as BOS.
 
@@ -80,6 +86,8 @@ from transformers.models.gpt2 import modeling_gpt2
 from transformers.models.llama import modeling_llama
 from transformers.models.opt import modeling_opt
 from transformers.models.qwen2 import modeling_qwen2
+from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+from transformers.models.gemma3 import modeling_gemma3
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL_FIX = os.path.join(HERE, "..", "Tests", "SparcModelTests", "Fixtures")
@@ -127,6 +135,31 @@ SPECS = {
         attn_implementation="eager"))),
 }
 
+# Gemma 3 (`--gemma3`, written to their own files so the fixtures above stay as they are):
+#   gemma3-window  layer types sliding/full/sliding, window 5 (shorter than the 7- and
+#                  40-token sequences), GQA 4/2, head_dim 16 (q width 64), query_pre_attn_scalar
+#                  24 (not head_dim), local RoPE base 100, global base 10000 with linear
+#                  scaling 2, tied
+#   gemma3-six     six layers in the default pattern (5 sliding, 1 full; what llama.cpp
+#                  assumes), window 3, hidden 32, GQA 2/1, head_dim 16, untied: also written
+#                  as gemma3-six.gguf the way llama.cpp's converter writes Gemma 3
+GEMMA_SPECS = {
+    "gemma3-window": (21, lambda: Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=24, sliding_window=5,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"], rope_local_base_freq=100.0,
+        rope_theta=10000.0, rope_scaling={"rope_type": "linear", "factor": 2.0}, max_position_embeddings=128,
+        rms_norm_eps=1e-6, initializer_range=0.2, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        tie_word_embeddings=True, attn_implementation="eager"))),
+    "gemma3-six": (22, lambda: Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=6, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16, sliding_window=3,
+        rope_theta=1_000_000.0, max_position_embeddings=128, rms_norm_eps=1e-6, initializer_range=0.2,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
+        attn_implementation="eager"))),
+}
+SPECS.update(GEMMA_SPECS)
+
 
 def family(name):
     return name.split("-")[0]
@@ -141,6 +174,9 @@ def make_model(name):
             if pname.endswith("bias"):
                 # transformers zeroes biases (and LayerNorm biases) at init
                 p.copy_(0.1 * torch.randn_like(p))
+            elif p.ndim == 1 and family(name) == "gemma3":
+                # Gemma3RMSNorm scales by (1 + w): w near zero, not zero
+                p.copy_(0.2 * torch.randn_like(p))
             elif p.ndim == 1:
                 # RMSNorm / LayerNorm weights: not ones
                 p.copy_(1 + 0.2 * torch.randn_like(p))
@@ -195,7 +231,7 @@ def greedy(model, ids, n):
 def parts(model, name):
     """(layers, layer prefix, attention key, output projections, input embedding, position module, extras)."""
     f = family(name)
-    if f in ("llama", "qwen2"):
+    if f in ("llama", "qwen2", "gemma3"):
         layers, prefix = model.model.layers, "model.layers"
         outs = lambda l: (l.mlp.down_proj, l.self_attn.o_proj)
         attn_key, pos, extra = "self_attn", None, ["model.norm"]
@@ -329,21 +365,25 @@ def patch_all():
         monkey_patch(modeling_qwen2, verbose=False)
         monkey_patch(modeling_gpt2, verbose=False)
         monkey_patch(modeling_opt, patch_map=opt_attnlrp(), verbose=False)
+        # lxt/efficient/models/gemma3.py: Gemma3RMSNorm._norm with rsqrt detached (q/k
+        # norms, pre- and post-norms alike), GeGLU identity + uniform rule, attention q/k
+        # gradients / 4 and v / 2; the embedding scale and (1 + w) stay plain products.
+        monkey_patch(modeling_gemma3, verbose=False)
     from lxt.efficient.patches import layer_norm_forward
     assert nn.LayerNorm.forward is layer_norm_forward and nn.ReLU.forward.__module__ == "lxt.efficient.patches"
-    for m in (modeling_llama, modeling_qwen2, modeling_gpt2, modeling_opt):
+    for m in (modeling_llama, modeling_qwen2, modeling_gpt2, modeling_opt, modeling_gemma3):
         assert m.eager_attention_forward.__module__ == "lxt.efficient.patches", m.__name__
 
 
 # ---------------------------------------------------------------- main
-def generate():
+def generate(names, suffix=""):
     t0 = time.time()
     os.makedirs(FAMILIES, exist_ok=True)
     os.makedirs(REL_OUT, exist_ok=True)
     models = {}
     seqs = logit_sequences()
     refs, meta = {}, {"sequences": seqs, "greedy_prompt": seqs[1], "greedy_tokens": 12, "models": {}}
-    for name in SPECS:
+    for name in names:
         model = save_folder(name, make_model(name))
         models[name] = model
         entry = {}
@@ -355,36 +395,109 @@ def generate():
         meta["models"][name] = entry
         size = sum(os.path.getsize(os.path.join(FAMILIES, name, f)) for f in os.listdir(os.path.join(FAMILIES, name)))
         print(f"{name}: folder {size} bytes, logit std {entry['logit_std/2']:.3f}, greedy {entry['greedy']} (min gap {entry['greedy_min_gap']:.3g})")
-    save_file(refs, os.path.join(FAMILIES, "references.safetensors"))
-    json.dump(meta, open(os.path.join(FAMILIES, "references.json"), "w"))
+    save_file(refs, os.path.join(FAMILIES, f"references{suffix}.safetensors"))
+    json.dump(meta, open(os.path.join(FAMILIES, f"references{suffix}.json"), "w"))
+    if "gemma3-six" in models:
+        write_gemma3_gguf(models["gemma3-six"], os.path.join(FAMILIES, "gemma3-six.gguf"))
 
     # Plain gradients first (no patches), then AttnLRP.
     grad_refs, grad_meta = run(models, lrp=False)
     patch_all()
     lrp_refs, lrp_meta = run(models, lrp=True)
-    save_file({**grad_refs, **lrp_refs}, os.path.join(REL_OUT, "families-relevance.safetensors"))
-    json.dump({"gradient": grad_meta, "lrp": lrp_meta}, open(os.path.join(REL_OUT, "families-relevance.json"), "w"))
+    save_file({**grad_refs, **lrp_refs}, os.path.join(REL_OUT, f"families-relevance{suffix}.safetensors"))
+    json.dump({"gradient": grad_meta, "lrp": lrp_meta}, open(os.path.join(REL_OUT, f"families-relevance{suffix}.json"), "w"))
     print(f"family references written in {time.time() - t0:.1f} s")
+
+
+# ---------------------------------------------------------------- Gemma 3 GGUF
+def write_gemma3_gguf(model, path):
+    """The tiny Gemma 3 as llama.cpp's convert_hf_to_gguf.py (Gemma3Model) writes it: its
+    gemma3.* keys (no sliding-window pattern, local RoPE base or query_pre_attn_scalar:
+    llama.cpp fixes those at 6, 10000 and head_dim), every *norm.weight stored + 1
+    (norm_shift; Gemma3RMSNorm scales by 1 + w), q/k rows in Hugging Face order (no
+    permutation outside the llama arch), F32. Its vocabulary is tiny-gqa's GPT-2 BPE (the
+    converter's _set_vocab_gpt2 path, taken when there is no tokenizer.model), copied
+    from tiny-gqa.gguf."""
+    import gguf
+    c = model.config
+    w = gguf.GGUFWriter(path, "gemma3")
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_key_length(c.head_dim)
+    w.add_value_length(c.head_dim)
+    w.add_rope_freq_base(c.rope_theta)
+    w.add_sliding_window(c.sliding_window)
+    w.add_head_count_kv(c.num_key_value_heads)
+    src = gguf.GGUFReader(os.path.join(MODEL_FIX, "tiny-gqa.gguf"))
+    for field in src.fields.values():
+        if not field.name.startswith("tokenizer.ggml."):
+            continue
+        kind = field.types[0]
+        if kind == gguf.GGUFValueType.ARRAY:
+            sub = field.types[1]
+            vals = [bytes(field.parts[i]).decode() if sub == gguf.GGUFValueType.STRING else field.parts[i].tolist()[0]
+                    for i in field.data]
+            w.add_array(field.name, vals)
+        elif kind == gguf.GGUFValueType.STRING:
+            w.add_string(field.name, bytes(field.parts[field.data[0]]).decode())
+        else:
+            w.add_key_value(field.name, field.parts[field.data[0]].tolist()[0], kind)
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    per_layer = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                 "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+                 "self_attn.k_norm": "attn_k_norm", "post_attention_layernorm": "post_attention_norm",
+                 "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
+                 "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    for name, t in model.state_dict().items():
+        if name == "lm_head.weight" and c.tie_word_embeddings:
+            continue
+        if name in names:
+            out = names[name]
+        else:
+            parts_ = name.split(".")
+            l, inner = parts_[2], ".".join(parts_[3:-1])
+            out = f"blk.{l}.{per_layer[inner]}.weight"
+        data = t.detach().float()
+        if name.endswith("norm.weight"):
+            data = data + 1.0
+        w.add_tensor(out, data.numpy().astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 def check_export(folder, name):
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    meta = json.load(open(os.path.join(FAMILIES, "references.json")))
-    stored = load_file(os.path.join(FAMILIES, "references.safetensors"))
+    suffix = "-gemma3" if name in GEMMA_SPECS else ""
+    meta = json.load(open(os.path.join(FAMILIES, f"references{suffix}.json")))
+    stored = load_file(os.path.join(FAMILIES, f"references{suffix}.safetensors"))
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
     print(f"loaded {type(model).__name__} from {folder}")
+    text = "The model prunes the least relevant weights."
     try:
         tok = AutoTokenizer.from_pretrained(folder)
-        ref_tok = AutoTokenizer.from_pretrained(os.path.join(FAMILIES, name))
-        text = "The model prunes the least relevant weights."
-        ids, ref_ids = tok(text)["input_ids"], ref_tok(text)["input_ids"]
-        # Informational: a tokenizer_config.json of the export may legitimately change BOS handling.
-        print(f"tokenizer {type(tok).__name__} loaded; ids {'equal to' if ids == ref_ids else 'differ from'} "
-              f"the fixture folder's ({ids[:6]}... vs {ref_ids[:6]}...)")
+        ids = tok(text)["input_ids"]
         tok_ok = True
     except Exception as e:
         tok_ok = False
         print(f"FAIL: the tokenizer did not load: {e}")
+    if tok_ok:
+        # Informational: a tokenizer_config.json of the export may legitimately change BOS
+        # handling; and the fixture folder itself (tokenizer.json only) may not load at all
+        # where transformers builds the family's own class (Gemma's, 5.x: no <unk> in it).
+        try:
+            ref_tok = AutoTokenizer.from_pretrained(os.path.join(FAMILIES, name))
+            ref_ids = ref_tok(text)["input_ids"]
+            print(f"tokenizer {type(tok).__name__} loaded; ids {'equal to' if ids == ref_ids else 'differ from'} "
+                  f"the fixture folder's ({ids[:6]}... vs {ref_ids[:6]}...)")
+        except Exception as e:
+            print(f"tokenizer {type(tok).__name__} loaded ({ids[:6]}...); the fixture folder's own did not: {e}")
     worst = 0.0
     for i, ids in enumerate(meta["sequences"]):
         d = float(np.abs(logits_of(model, ids) - stored[f"{name}/logits/{i}"].numpy()).max())
@@ -399,10 +512,14 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--check-export", metavar="DIR")
     ap.add_argument("--family", choices=list(SPECS))
+    ap.add_argument("--gemma3", action="store_true", help="write only the Gemma 3 fixtures (their own files)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.check_export:
         if not a.family:
             ap.error("--check-export needs --family")
         sys.exit(check_export(a.check_export, a.family))
-    generate()
+    if a.gemma3:
+        generate(list(GEMMA_SPECS), suffix="-gemma3")
+    else:
+        generate([n for n in SPECS if n not in GEMMA_SPECS])

@@ -14,9 +14,16 @@ public enum ParameterRole: String, Sendable, CaseIterable, Comparable {
     case embedding, positions, projectIn, finalNorm, finalNormBias, projectOut, head
     // Inside a block, in forward order.
     case attentionNorm, attentionNormBias
-    case query, queryBias, key, keyBias, value, valueBias, output, outputBias
+    case query, queryBias, key, keyBias, value, valueBias
+    /// Per-head RMSNorm of q and k before RoPE (Gemma 3).
+    case queryNorm, keyNorm
+    case output, outputBias
+    /// Norm of the attention output before the residual add (Gemma).
+    case attentionPostNorm
     case mlpNorm, mlpNormBias
     case gate, gateBias, up, upBias, down, downBias
+    /// Norm of the MLP output before the residual add (Gemma).
+    case mlpPostNorm
 
     public static func < (a: Self, b: Self) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 
@@ -25,7 +32,8 @@ public enum ParameterRole: String, Sendable, CaseIterable, Comparable {
         switch self {
         case .query, .key, .value, .output, .gate, .up, .down: return .linear
         case .queryBias, .keyBias, .valueBias, .outputBias, .gateBias, .upBias, .downBias: return .biases
-        case .attentionNorm, .attentionNormBias, .mlpNorm, .mlpNormBias, .finalNorm, .finalNormBias: return .norms
+        case .attentionNorm, .attentionNormBias, .mlpNorm, .mlpNormBias, .finalNorm, .finalNormBias,
+             .queryNorm, .keyNorm, .attentionPostNorm, .mlpPostNorm: return .norms
         case .embedding, .positions, .projectIn: return .embeddings
         case .head, .projectOut: return .head
         }
@@ -217,6 +225,15 @@ public struct GGUFNameMap: Sendable {
     public let layerName: @Sendable (Int, String) -> String
     /// Whether llama.cpp's converter interleaves the q/k rows for RoPE (the llama arch does).
     public let permutesQueryKey: Bool
+    /// What llama.cpp's converter adds to every `*norm.weight` (Gemma 3: 1, so that its
+    /// RMSNorm scales by the stored value); loading subtracts it, saving adds it back.
+    public let normShift: Float
+
+    public init(global: [(gguf: String, checkpoint: String)], perLayer: [(gguf: String, checkpoint: String)],
+                layerName: @escaping @Sendable (Int, String) -> String, permutesQueryKey: Bool, normShift: Float = 0) {
+        self.global = global; self.perLayer = perLayer; self.layerName = layerName
+        self.permutesQueryKey = permutesQueryKey; self.normShift = normShift
+    }
 
     func checkpointName(_ gguf: String) -> String? {
         if let g = global.first(where: { $0.gguf == gguf }) { return g.checkpoint }
@@ -253,12 +270,19 @@ public protocol Architecture: Sendable {
     var ggufNames: GGUFNameMap? { get }
     /// Tensors some checkpoints carry that are not parameters (skipped at load).
     func isBuffer(_ name: String) -> Bool
+    /// One user turn in the family's chat format, ready for the model's reply.
+    func chatPrompt(user: String) -> String
+    /// Family-specific `{arch}.*` GGUF keys, or an error where llama.cpp cannot express the model.
+    func addGGUFMetadata(_ c: ModelConfig, to w: inout GGUFWriter) throws
 }
 
 extension Architecture {
     public var ggufArchitecture: String? { nil }
     public var ggufNames: GGUFNameMap? { nil }
     public func isBuffer(_ name: String) -> Bool { false }
+    public func addGGUFMetadata(_ c: ModelConfig, to w: inout GGUFWriter) throws {}
+    /// ChatML (SmolLM2, Qwen2, and what sparc has always used for the others).
+    public func chatPrompt(user: String) -> String { "<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n" }
     public func config(gguf: GGUFFile) throws -> ModelConfig {
         throw FormatError(gguf.path, "sparc reads \(modelTypes[0]) models from Hugging Face folders, not GGUF")
     }
@@ -266,7 +290,7 @@ extension Architecture {
 
 /// The families sparc runs, keyed by `model_type` and `general.architecture`.
 public enum Architectures {
-    public static let all: [any Architecture] = [Llama(), Qwen2(), GPT2(), OPT()]
+    public static let all: [any Architecture] = [Llama(), Qwen2(), GPT2(), OPT(), Gemma3()]
 
     public static var modelTypes: [String] { all.map { $0.modelTypes[0] } }
 

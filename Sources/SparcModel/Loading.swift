@@ -23,13 +23,17 @@ extension Model {
 
     /// Loads a GGUF model, renaming tensors to Hugging Face names and undoing llama.cpp's
     /// q/k row permutation, so relevances and masks carry over to the HF export unchanged.
-    public static func load(gguf path: String) throws -> Model {
+    public static func load(gguf path: String) throws -> Model { try load(gguf: path, tokenizer: nil) }
+
+    /// `tokenizer`, when given, stands in for the file's own (tests that check a model's
+    /// weights on token ids, where sparc cannot read the file's tokenizer kind yet).
+    static func load(gguf path: String, tokenizer override: Tokenizer?) throws -> Model {
         let file = try GGUFFile(path: path)
         var config = try ModelConfig.load(gguf: file)
         guard let family = Architectures.named(config.architecture), let names = family.ggufNames else {
             throw FormatError(path, "sparc has no GGUF name map for \(config.architecture)")
         }
-        let tokenizer = try Tokenizer.load(gguf: file)
+        let tokenizer = try override ?? Tokenizer.load(gguf: file)
         try checkTokenizer(tokenizer, fits: config, file: path)
         if file.info(GGUFNames.ropeFactors) != nil {
             let factors = try file.tensor(GGUFNames.ropeFactors).scalars
@@ -53,6 +57,11 @@ extension Model {
                 t = try GGUFNames.unpermuteRoPE(t, heads: config.numHeads, file: path, name: info.name)
             } else if names.permutesQueryKey && name.hasSuffix("self_attn.k_proj.weight") {
                 t = try GGUFNames.unpermuteRoPE(t, heads: config.numKVHeads, file: path, name: info.name)
+            }
+            if names.normShift != 0 && name.hasSuffix("norm.weight") {
+                // Gemma 3: llama.cpp stores 1 + w; sparc speaks the Hugging Face w.
+                let shift = names.normShift
+                t = Tensor(shape: t.shape, values: t.scalars.map { $0 - shift })
             }
             params[name] = t
         }

@@ -79,6 +79,23 @@ public struct ModelConfig: Equatable, Sendable {
     /// Width of the token embeddings when it differs from the hidden size (OPT's
     /// `word_embed_proj_dim`, with `project_in`/`project_out`).
     public var embeddingSize: Int?
+    /// Every norm scales by `offset + w` (Gemma's RMSNorm: `1 + w`, in float32).
+    public var normWeightOffset: Float = 0
+    /// RMSNorm over each head of q and k, before RoPE (Gemma 3's `q_norm`, `k_norm`).
+    public var queryKeyNorm = false
+    /// A norm on each sublayer's output before the residual add (Gemma's
+    /// `post_attention_layernorm`, `post_feedforward_layernorm`).
+    public var postSublayerNorms = false
+    /// Token embeddings multiplied by this (Gemma: √hidden_size, rounded to float32).
+    public var embeddingScale: Float?
+    /// Attention scores scaled by 1/√this instead of 1/√head_dim (Gemma's
+    /// `query_pre_attn_scalar`).
+    public var queryPreAttentionScalar: Double?
+    /// Layers that attend to the last `slidingWindow` positions only (the query's own
+    /// included), with RoPE base `localRopeTheta` and no scaling; empty: every layer is global.
+    public var slidingLayers: [Bool] = []
+    public var slidingWindow: Int?
+    public var localRopeTheta: Double?
 
     public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numLayers: Int, numHeads: Int,
                 numKVHeads: Int, headDim: Int? = nil) {
@@ -117,6 +134,14 @@ public struct ModelConfig: Equatable, Sendable {
                   "a weight matrix of \(widest) × \(max(vocabSize, widest)) is too large")
         if let b = bosTokenId { try check(b >= 0 && b < vocabSize, "bos_token_id \(b) is outside the vocabulary") }
         if let e = eosTokenIds.first(where: { $0 < 0 || $0 >= vocabSize }) { try check(false, "eos_token_id \(e) is outside the vocabulary") }
+        if !slidingLayers.isEmpty {
+            try check(slidingLayers.count == numLayers, "\(slidingLayers.count) layer types for \(numLayers) layers")
+            try check((slidingWindow ?? 0) > 0, "sliding layers need a positive sliding_window")
+        }
+        if let t = localRopeTheta { try check(t > 0 && t.isFinite, "rope_local_base_freq must be positive") }
+        if let s = queryPreAttentionScalar { try check(s > 0 && s.isFinite, "query_pre_attn_scalar must be positive") }
+        if postSublayerNorms || queryKeyNorm { try check(normBeforeSublayers && norm == .rms, "post-sublayer and q/k norms need pre-norm RMSNorm blocks") }
+        if let s = embeddingScale { try check(s > 0 && s.isFinite, "the embedding scale must be positive") }
     }
 
     // MARK: reading
@@ -155,7 +180,8 @@ struct ConfigJSON {
     /// (a silently ignored bad value would fall back to a default).
     func int(_ k: String) throws -> Int? {
         guard let v = j[k], !(v is NSNull) else { return nil }
-        guard let n = v as? NSNumber, !(v is Bool) else { throw FormatError(file, "config.json: \(k) must be a number") }
+        // On Linux `1 is Bool` holds for a JSON number; JSON's true/false are NSNumbers of type "c".
+        guard let n = v as? NSNumber, String(cString: n.objCType) != "c" else { throw FormatError(file, "config.json: \(k) must be a number") }
         let d = n.doubleValue
         guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { throw FormatError(file, "config.json: \(k) = \(n) is not a usable whole number") }
         return Int(d)

@@ -94,6 +94,7 @@ extension Model {
             w.add("\(a).rope.scaling.type", .string("linear"))
             w.add("\(a).rope.scaling.factor", .float32(Float(f)))
         }
+        try architecture.addGGUFMetadata(c, to: &w)
         try tokenizer.addGGUFMetadata(to: &w, vocabSize: c.vocabSize)
         if let factors = ropeFrequencyFactors() {
             w.add(tensor: Tensor(shape: [factors.count], values: factors), named: GGUFNames.ropeFactors)
@@ -103,6 +104,10 @@ extension Model {
             var t = parameters[name]!
             if names.permutesQueryKey && name.hasSuffix("self_attn.q_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numHeads) }
             if names.permutesQueryKey && name.hasSuffix("self_attn.k_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numKVHeads) }
+            if names.normShift != 0 && name.hasSuffix("norm.weight") {
+                let shift = names.normShift
+                t = Tensor(shape: t.shape, values: t.scalars.map { $0 + shift })
+            }
             w.add(tensor: t, named: g)
         }
         try w.write(to: path)

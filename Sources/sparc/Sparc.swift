@@ -82,7 +82,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let m = try modelOptions.load()
-        let text = chat ? "<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n" : prompt
+        let text = chat ? m.architecture.chatPrompt(user: prompt) : prompt
         let sampling: Sampling = temperature > 0 ? .sample(temperature: temperature, topK: topK, topP: topP, seed: seed) : .greedy
         print(prompt, terminator: "")
         var ids: [Int] = []

@@ -5,19 +5,27 @@ import SparcFormats
 import SparcModel
 import SparcTensor
 
-/// AttnLRP and Gradient×Input on tiny llama, qwen2, gpt2 and opt models against LXT 2.1's
-/// efficient patches (llama, qwen2, gpt2; OPT with GPT-2's rules applied by the script),
-/// from scripts/make_family_references.py: every parameter's relevance under its
-/// checkpoint name and shape, tokens (and learned positions), neurons.
+/// AttnLRP and Gradient×Input on tiny llama, qwen2, gpt2, opt and gemma3 models against LXT
+/// 2.1's efficient patches (llama, qwen2, gpt2, gemma3; OPT with GPT-2's rules applied by
+/// the script), from scripts/make_family_references.py: every parameter's relevance under
+/// its checkpoint name and shape, tokens (and learned positions), neurons, heads.
 enum FamilyRelevance {
     static let dir = RelevanceFixtures.dir
-    static let tensors = try! SafetensorsFile(path: dir + "/families-relevance.safetensors")
-    nonisolated(unsafe) static let meta = (try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/families-relevance.json")))) as! [String: Any]
+    /// Gemma 3 (LXT's gemma3 map) has its own files (`make_family_references.py --gemma3`).
+    static let gemma = ["gemma3-window", "gemma3-six"]
+    static let files = (try! SafetensorsFile(path: dir + "/families-relevance.safetensors"),
+                        try! SafetensorsFile(path: dir + "/families-relevance-gemma3.safetensors"))
+    nonisolated(unsafe) static let metas = (meta("families-relevance.json"), meta("families-relevance-gemma3.json"))
     static let models = RelevanceFixtures.models + "/families"
-    static let names = ["llama-linear", "llama-llama3", "qwen2-gqa", "qwen2-tied", "gpt2", "gpt2-inner", "opt", "opt-post"]
+    static let names = ["llama-linear", "llama-llama3", "qwen2-gqa", "qwen2-tied", "gpt2", "gpt2-inner", "opt", "opt-post"] + gemma
+
+    static func meta(_ file: String) -> [String: Any] {
+        (try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + file)))) as! [String: Any]
+    }
+    static func tensors(_ model: String) -> SafetensorsFile { gemma.contains(model) ? files.1 : files.0 }
 
     static func prompt(_ mode: String, _ model: String, _ i: Int) -> (ids: [Int], target: AttributionTarget, explained: Double) {
-        RelevanceFixtures.prompt(in: meta, mode, model, i)
+        RelevanceFixtures.prompt(in: gemma.contains(model) ? metas.1 : metas.0, mode, model, i)
     }
 
     /// Relative L2 error, with an absolute floor for relevances that are zero in theory
@@ -40,7 +48,7 @@ enum FamilyRelevance {
         let method: AttributionMethod = mode == "lrp" ? .lrp : .gradxinput
         let sample = AttributionSample(ids: ids, target: target)
         let prefix = "\(name)/\(mode == "lrp" ? "lrp" : "grad")/\(i)/"
-        let reference = FamilyRelevance.tensors
+        let reference = FamilyRelevance.tensors(name)
         var compared = 0
         func check(_ map: RelevanceMap, _ key: String) throws {
             guard reference.names.contains(prefix + key) else { return }
@@ -71,5 +79,17 @@ enum FamilyRelevance {
         for key in neurons.names { try check(neurons, key) }
         // Every reference array of this case was compared.
         #expect(compared == reference.names.filter { $0.hasPrefix(prefix) }.count)
+
+        // Heads: the attention channels of the reference summed per head.
+        let heads = try Attribution.attribute(model, samples: [sample], method: method, level: .head)
+        let c = model.config
+        for l in 0..<c.numLayers {
+            let key = model.components.attention(l)
+            let channels = try reference.tensor(prefix + key).scalars
+            let theirs = Tensor(shape: [c.numHeads], values: (0..<c.numHeads).map { h in
+                channels[(h * c.headDim)..<((h + 1) * c.headDim)].reduce(0, +) })
+            let err = FamilyRelevance.error(heads[key]!, theirs, explained: explained)
+            #expect(err <= 1e-4, "\(name) \(mode) \(i) \(key) heads: error \(err)")
+        }
     }
 }

@@ -22,7 +22,8 @@ func expectCentralDifference(_ model: Model, _ name: String, _ i: Int, backward 
     /// The OPT fixtures run with GELU in place of ReLU: with h = 1e-2 some ReLU inputs
     /// cross zero, where central differences are meaningless (their ReLU gradient is
     /// compared with torch autograd in `FamilyAttributionMatchesLXT`).
-    @Test(arguments: ["tiny-gqa", "tiny-tied", "families/qwen2-gqa", "families/gpt2", "families/opt", "families/opt-post"])
+    @Test(arguments: ["tiny-gqa", "tiny-tied", "families/qwen2-gqa", "families/gpt2", "families/opt", "families/opt-post",
+                      "families/gemma3-window", "families/gemma3-six"])
     func gradientModeIsTheTrueGradient(model name: String) throws {
         var model = try Model.load(RelevanceFixtures.models + "/" + name)
         if model.config.activation == .relu {

@@ -4,14 +4,26 @@ import SparcFormats
 @testable import SparcModel
 import SparcTensor
 
-/// Tiny random llama, qwen2, gpt2 and opt models from scripts/make_family_references.py
+/// Tiny random llama, qwen2, gpt2, opt and gemma3 models from scripts/make_family_references.py
 /// (transformers 4.57): their logits and greedy continuations, and exports that reload.
+/// The Gemma 3 references (`--gemma3`) live in their own files, with the same sequences.
 enum FamilyFixtures {
     static let dir = Fixtures.path("families")
-    static let names = ["llama-linear", "llama-llama3", "qwen2-gqa", "qwen2-tied", "gpt2", "gpt2-inner", "opt", "opt-post"]
+    static let gemma = ["gemma3-window", "gemma3-six"]
+    static let names = ["llama-linear", "llama-llama3", "qwen2-gqa", "qwen2-tied", "gpt2", "gpt2-inner", "opt", "opt-post"] + gemma
     nonisolated(unsafe) static let references = Fixtures.json("families/references.json")
-    static let logits = try! SafetensorsFile(path: dir + "/references.safetensors")
+    nonisolated(unsafe) static let gemmaReferences = Fixtures.json("families/references-gemma3.json")
+    static let logitFiles = (try! SafetensorsFile(path: dir + "/references.safetensors"),
+                             try! SafetensorsFile(path: dir + "/references-gemma3.safetensors"))
     static func model(_ name: String) throws -> Model { try Model.load(dir + "/" + name) }
+    /// Model `name`'s logits for sequence `i`.
+    static func logits(_ name: String, _ i: Int) throws -> Tensor {
+        try (gemma.contains(name) ? logitFiles.1 : logitFiles.0).tensor("\(name)/logits/\(i)")
+    }
+    /// Model `name`'s entry (greedy continuation).
+    static func reference(_ name: String) -> [String: Any] {
+        ((gemma.contains(name) ? gemmaReferences : references)["models"] as! [String: Any])[name] as! [String: Any]
+    }
 }
 
 @Suite struct FamilyTests {
@@ -20,10 +32,10 @@ enum FamilyFixtures {
         let m = try FamilyFixtures.model(name)
         let sequences = Fixtures.intLists(FamilyFixtures.references["sequences"])
         for (i, ids) in sequences.enumerated() {
-            let diff = maxAbsDiff(try m.logits(ids), try FamilyFixtures.logits.tensor("\(name)/logits/\(i)"))
+            let diff = maxAbsDiff(try m.logits(ids), try FamilyFixtures.logits(name, i))
             #expect(diff <= 1e-4, "\(name) sequence \(i): max |Δlogit| \(diff)")
         }
-        let ref = (FamilyFixtures.references["models"] as! [String: Any])[name] as! [String: Any]
+        let ref = FamilyFixtures.reference(name)
         let prompt = Fixtures.ints(FamilyFixtures.references["greedy_prompt"])
         let out = try m.generate(prompt, maxTokens: 12, stopAtEOS: false)
         #expect(out == Fixtures.ints(ref["greedy"]))
@@ -64,6 +76,70 @@ enum FamilyFixtures {
         for n in m.parameterNames { #expect(back.parameters[n]!.scalars == m.parameters[n]!.scalars, "\(n)") }
         let ids = Fixtures.intLists(FamilyFixtures.references["sequences"])[1]
         #expect(maxAbsDiff(try back.logits(ids), try m.logits(ids)) < 1e-5)
+    }
+
+    /// The Gemma 3 block as the configs describe it: (1 + w) norms, QK-norm, post-sublayer
+    /// norms, √d embedding scale, layer types with their windows and RoPE bases.
+    @Test func gemma3ConfigsReadAsTransformersReadsThem() throws {
+        let w = try FamilyFixtures.model("gemma3-window"), c = w.config
+        #expect(w.architecture is Gemma3 && c.architecture == "gemma3_text")
+        #expect(c.normWeightOffset == 1 && c.queryKeyNorm && c.postSublayerNorms && c.embeddingScale == Float(8))
+        #expect(c.slidingLayers == [true, false, true] && c.slidingWindow == 5 && c.localRopeTheta == 100)
+        #expect(c.ropeTheta == 10_000 && c.ropeScaling == .linear(factor: 2) && c.queryPreAttentionScalar == 24)
+        #expect(c.activation == .geluTanh && c.tieWordEmbeddings && c.numKVHeads == 2 && c.headDim == 16)
+        #expect(try FamilyFixtures.model("gemma3-six").config.slidingLayers == [true, true, true, true, true, false])
+        // Older configs: sliding_window_pattern instead of layer_types.
+        var j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: FamilyFixtures.dir + "/gemma3-window/config.json"))) as! [String: Any]
+        j["layer_types"] = nil
+        j["_sliding_window_pattern"] = nil
+        j["sliding_window_pattern"] = 2
+        #expect(try Gemma3().config(json: j, file: "config.json").slidingLayers == [true, false, true])
+        // transformers 5 writes RoPE per layer type.
+        var v5 = j
+        for k in ["rope_theta", "rope_scaling", "rope_local_base_freq"] { v5[k] = NSNull() }
+        v5["rope_parameters"] = ["sliding_attention": ["rope_type": "default", "rope_theta": 100.0],
+                                 "full_attention": ["rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0]]
+        let c5 = try Gemma3().config(json: v5, file: "config.json")
+        #expect(c5.ropeTheta == 10_000 && c5.ropeScaling == .linear(factor: 2) && c5.localRopeTheta == 100)
+        j["final_logit_softcapping"] = 30.0
+        #expect(throws: FormatError.self) { try Gemma3().config(json: j, file: "config.json") }
+        j["final_logit_softcapping"] = nil
+        j["model_type"] = "gemma3"
+        #expect(throws: FormatError.self) { try Gemma3().config(json: j, file: "config.json") }
+        #expect(w.architecture.chatPrompt(user: "hi") == "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n")
+        #expect(try FamilyFixtures.model("qwen2-gqa").architecture.chatPrompt(user: "hi") == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+    }
+
+    /// gemma3-six.gguf, written by the script as llama.cpp's converter writes Gemma 3
+    /// (norms stored as 1 + w, gemma3.* keys, pattern 6 implied), loads to the HF folder's
+    /// weights and logits.
+    @Test func gemma3GGUFLoadsAsTheFolder() throws {
+        let folder = try FamilyFixtures.model("gemma3-six"), gguf = try Model.load(FamilyFixtures.dir + "/gemma3-six.gguf")
+        let c = gguf.config
+        #expect(c.architecture == "gemma3_text" && c.normWeightOffset == 1 && c.localRopeTheta == 10_000 && !c.tieWordEmbeddings)
+        #expect(c.slidingLayers == folder.config.slidingLayers && c.slidingWindow == 3 && c.queryPreAttentionScalar == 16)
+        #expect(gguf.parameterNames.sorted() == folder.parameterNames.sorted())
+        for n in folder.parameterNames {
+            #expect(maxAbsDiff(gguf.parameters[n]!, folder.parameters[n]!) <= 1e-6, "\(n)")
+        }
+        for (i, ids) in Fixtures.intLists(FamilyFixtures.references["sequences"]).enumerated() {
+            let diff = maxAbsDiff(try gguf.logits(ids), try FamilyFixtures.logits("gemma3-six", i))
+            #expect(diff <= 1e-4, "sequence \(i): max |Δlogit| \(diff)")
+        }
+    }
+
+    /// A Gemma 3 in llama.cpp's shape writes a GGUF that reads back (norms within a float
+    /// rounding of 1 + w − 1); one llama.cpp would run differently is refused.
+    @Test func gemma3RoundTripsThroughGGUF() throws {
+        let m = try FamilyFixtures.model("gemma3-six")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparc-gemma3-\(UUID().uuidString).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try m.save(gguf: path)
+        let back = try Model.load(path)
+        for n in m.parameterNames { #expect(maxAbsDiff(back.parameters[n]!, m.parameters[n]!) <= 1e-6, "\(n)") }
+        let ids = Fixtures.intLists(FamilyFixtures.references["sequences"])[2]
+        #expect(maxAbsDiff(try back.logits(ids), try m.logits(ids)) < 1e-4)
+        #expect(throws: ModelError.self) { try FamilyFixtures.model("gemma3-window").save(gguf: path + ".no") }
     }
 
     @Test func familiesWithoutAGGUFFormSayHowToSave() throws {

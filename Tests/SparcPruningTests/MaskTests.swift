@@ -189,6 +189,31 @@ func randomMap(seed: UInt64, ties: Bool = false) -> RelevanceMap {
         #expect { try Pruning.prune(m, negative) } throws: { "\($0)".contains("unexpected component") }
     }
 
+    /// Gemma 3: a head is its columns of `o_proj` (before the post-attention norm), a neuron
+    /// its row of `down_proj`; the pruned model's logits equal the model zeroed by hand.
+    @Test func gemma3HeadsAndNeuronsAreOutputProjectionSlices() throws {
+        let m = try Model.load(FamilyPruningTests.families + "/gemma3-window")
+        let c = m.config
+        var heads = BitSet(count: c.numHeads), units = BitSet(count: c.intermediateSize)
+        heads[2] = true
+        units[5] = true
+        let a = m.components.attention(1), f = m.components.mlp(2)
+        #expect(a == "model.layers.1.self_attn" && f == "model.layers.2.mlp")
+        let p = try Pruning.prune(try Pruning.prune(m, Mask(granularity: .head, names: [a], shapes: [a: [c.numHeads]], bits: [a: heads])),
+                                  Mask(granularity: .neuron, names: [f], shapes: [f: [c.intermediateSize]], bits: [f: units]))
+        var o = m.parameters["model.layers.1.self_attn.o_proj.weight"]!, down = m.parameters["model.layers.2.mlp.down_proj.weight"]!
+        let cols = o.shape[1], d = c.hiddenSize, hd = c.headDim, width = c.intermediateSize
+        o.withUnsafeMutableBufferPointer { w in for r in 0..<d { for j in (2 * hd)..<(3 * hd) { w[r * cols + j] = 0 } } }
+        down.withUnsafeMutableBufferPointer { w in for r in 0..<d { w[r * width + 5] = 0 } }
+        let byHand = try m.replacing(["model.layers.1.self_attn.o_proj.weight": o, "model.layers.2.mlp.down_proj.weight": down])
+        let ids = [5, 6, 7, 8, 9, 10, 11]
+        #expect(try p.logits(ids).scalars == byHand.logits(ids).scalars)
+        #expect(try p.logits(ids).scalars != m.logits(ids).scalars)
+        // Weight maps over every group name the Gemma norms (q/k and post norms too).
+        let r = try Attribution.attribute(m, samples: [AttributionSample(ids: ids)], parameters: .all)
+        #expect(r.names == m.parameterNames && r["model.layers.0.self_attn.q_norm.weight"]!.shape == [c.headDim])
+    }
+
     /// A weight-level LRP map of GPT-2 is keyed by the checkpoint's names and shapes, and
     /// masks made from it prune those tensors.
     @Test func gpt2WeightMasksFollowTheCheckpoint() throws {

@@ -33,7 +33,7 @@ enum ModelBuiltins {
             let m = try a.model("m")
             var ids: [Int]
             if try a.bool("chat") {
-                ids = m.tokenizer.encode("<|im_start|>user\n\(try a.string("prompt"))<|im_end|>\n<|im_start|>assistant\n")
+                ids = m.tokenizer.encode(m.architecture.chatPrompt(user: try a.string("prompt")))
             } else {
                 ids = try a.tokens("prompt", model: m)
             }

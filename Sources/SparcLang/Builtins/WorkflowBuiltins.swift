@@ -204,7 +204,7 @@ enum WorkflowBuiltins {
             defer { bar.finish() }
             var kept: [Value] = []
             for (i, p) in prompts.enumerated() {
-                let ids = try a.bool("chat") ? m.tokenizer.encode("<|im_start|>user\n\(p)<|im_end|>\n<|im_start|>assistant\n") : m.tokenizer.encode(p)
+                let ids = try a.bool("chat") ? m.tokenizer.encode(m.architecture.chatPrompt(user: p)) : m.tokenizer.encode(p)
                 for k in 0..<samples {
                     let sampling: Sampling = temperature > 0
                         ? .sample(temperature: temperature, topK: nil, topP: nil, seed: UInt64(bitPattern: Int64(seed &+ i &* 7919 &+ k)))

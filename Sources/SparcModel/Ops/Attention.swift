@@ -4,6 +4,10 @@ import SparcTensor
 ///
 ///     out_h = softmax(q_h·k_gᵀ · scale + causal mask) · v_g
 ///
+/// Sliding-window layers (Gemma 3) mask further: query position i sees key positions
+/// j with i − window < j ≤ i. Masked entries are exact zeros of P, so the backward
+/// (which runs on P) needs nothing more.
+///
 /// Shapes: q `[n, heads·d]`, k and v `[n, kvHeads·d]` (rows = the tokens of all sequences
 /// stacked), out `[n, heads·d]`. Every sequence attends to its own KV cache, so batches,
 /// single sequences and incremental decoding are one path; one job per (sequence, head).
@@ -11,8 +15,17 @@ struct Attention {
     let heads: Int
     let kvHeads: Int
     let headDim: Int
-    var scale: Float { 1 / Float(headDim).squareRoot() }
+    /// 1/√head_dim unless the family sets another (Gemma's `query_pre_attn_scalar`^-½).
+    let scale: Float
+    /// Each layer's window (nil: attends to every past position).
+    let windows: [Int?]
     var group: Int { heads / kvHeads }
+
+    init(heads: Int, kvHeads: Int, headDim: Int, scale: Float? = nil, windows: [Int?]) {
+        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        self.scale = scale ?? 1 / Float(headDim).squareRoot()
+        self.windows = windows
+    }
 
     /// What the backward needs (traces run without a past: rows = total per sequence).
     struct Saved {
@@ -30,6 +43,7 @@ struct Attention {
                  tokens: [[Int]], starts: [Int], caches: [KVCache], layer l: Int,
                  into A: UnsafeMutablePointer<Float>, probabilities: [Tensor]?) {
         let hd = headDim, qDim = heads * hd, kvDim = kvHeads * hd, scale = scale, group = group, nH = heads
+        let window = windows[l]
         for (s, seq) in tokens.enumerated() {
             let past = caches[s].length, rows = seq.count
             (caches[s].keys[l].storage.pointer + past * kvDim).update(from: K + starts[s] * kvDim, count: rows * kvDim)
@@ -45,7 +59,12 @@ struct Attention {
             defer { scores.deallocate() }
             BLAS.sgemm(transB: true, m: rows, n: total, k: hd, alpha: scale,
                        a: queries, lda: qDim, b: keys, ldb: kvDim, c: scores, ldc: total)
-            for i in 0..<rows { Kernels.softmax(scores + i * total, count: total, valid: past + i + 1) }
+            for i in 0..<rows {
+                let row = scores + i * total, end = past + i + 1
+                let first = window.map { max(0, end - $0) } ?? 0
+                if first > 0 { row.update(repeating: 0, count: first) }
+                Kernels.softmax(row + first, count: total - first, valid: end - first)
+            }
             if let probabilities {
                 // Each job writes its own [rows, rows] slice of a buffer the trace alone owns.
                 (probabilities[s].storage.pointer + head * rows * rows).update(from: scores, count: rows * rows)

@@ -5,6 +5,8 @@ import SparcTensor
 /// over the last axis of x `[n, width]`.
 struct Norm: @unchecked Sendable {
     let kind: NormKind
+    /// The scale w applies: the parameter itself, or offset + w where the family scales by
+    /// that (Gemma's 1 + w); `key` names the parameter, whose gradient dy ⊙ x̂ is the same.
     let weight: Tensor
     let bias: Tensor?
     let eps: Float

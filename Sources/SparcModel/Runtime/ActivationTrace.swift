@@ -7,9 +7,12 @@ public final class ActivationTrace: @unchecked Sendable {
         /// Residual stream entering the block `[n, d]`.
         public internal(set) var residualIn = Tensor(zeros: [0])
         var attentionNorm: Norm.Saved?
+        var queryNorm: Norm.Saved?, keyNorm: Norm.Saved?
         var attention = Attention.Saved()
+        var attentionPostNorm: Norm.Saved?
         var mlpNorm: Norm.Saved?
         var mlp = MLP.Saved()
+        var mlpPostNorm: Norm.Saved?
 
         /// The output projection's input `[n, heads·headDim]` (attention channels).
         public var attentionOutput: Tensor { attention.output }
@@ -31,6 +34,8 @@ public final class ActivationTrace: @unchecked Sendable {
     /// The learned position rows added to the first block's input `[n, d]`.
     public internal(set) var positionEmbeddings: Tensor?
     var rope: RopeTable?
+    /// Sliding-window layers' table, where they have their own base (Gemma 3).
+    var localRope: RopeTable?
     var projectInInput = Tensor(zeros: [0])
     var finalNorm: Norm.Saved?
     /// Residual stream after the last block `[n, d]`.

@@ -4,11 +4,15 @@ import SparcTensor
 /// The forward pass of every family, laid out by hand (shapes: n rows = the tokens of all
 /// sequences stacked, d hidden, e embedding width, f intermediate):
 ///
-///     x = E[tokens] (·W_inᵀ) (+ P[positions])
+///     x = E[tokens] (·s) (·W_inᵀ) (+ P[positions])
 ///     for each block:                         pre-norm              post-norm
 ///         x = x + attention(h)                h = norm₁(x)          h = x; then x = norm₁(x)
 ///         x = x + mlp(h)                      h = norm₂(x)          h = x; then x = norm₂(x)
 ///     logits = (norm(x)) (·W_outᵀ) · headᵀ
+///
+/// Gemma adds to the pre-norm block a norm on each sublayer's output (x = x + post(f(h))),
+/// per-head norms of q and k before RoPE, the embedding scale s = √d, and per-layer
+/// attention windows with their own RoPE base.
 ///
 /// and its backward, the same op calls in reverse order, each taking the rule set
 /// (`BackwardRules`). The linear layers are single large matrix products over all rows;
@@ -36,10 +40,15 @@ extension Model {
         var gate = Tensor(unsafeUninitializedShape: [n, f]), up = Tensor(unsafeUninitializedShape: [n, f])
         let H = mutablePointer(&h), Q = mutablePointer(&q), K = mutablePointer(&k), V = mutablePointer(&v)
         let A = mutablePointer(&att), G = mutablePointer(&gate), U = mutablePointer(&up)
-        let rope = w.inverseFrequencies.map { RopeTable(positions: positions, inverseFrequencies: $0) }
+        let globalRope = w.inverseFrequencies.map { RopeTable(positions: positions, inverseFrequencies: $0) }
+        let localRope = w.localInverseFrequencies.map { RopeTable(positions: positions, inverseFrequencies: $0) }
         trace?.begin(tokens: tokens, starts: starts, heads: c.numHeads)
         trace?.positions = positions
-        trace?.rope = rope
+        trace?.rope = globalRope
+        trace?.localRope = localRope
+        // Sublayer outputs before their post-norm (Gemma).
+        var sub = Tensor(unsafeUninitializedShape: [c.postSublayerNorms ? n : 0, d])
+        let S = mutablePointer(&sub)
         let pre = c.normBeforeSublayers
         let tracing = trace != nil
 
@@ -56,6 +65,15 @@ extension Model {
             b.query.forward(hIn, rows: n, into: Q)
             b.key.forward(hIn, rows: n, into: K)
             b.value.forward(hIn, rows: n, into: V)
+            // QK-norm: each head's row of q and k, through A (free until attention writes it).
+            if let qn = b.queryNorm, let kn = b.keyNorm {
+                // (Evaluated before the optional assignment, which would skip it untraced.)
+                let qSaved = normInPlace(qn, Q, A, rows: n * c.numHeads, width: c.headDim, save: tracing)
+                let kSaved = normInPlace(kn, K, A, rows: n * c.numKVHeads, width: c.headDim, save: tracing)
+                saved?.queryNorm = qSaved
+                saved?.keyNorm = kSaved
+            }
+            let rope = ropeTable(layer: l, global: globalRope, local: localRope)
             rope?.apply(Q, rows: n, heads: c.numHeads, headDim: c.headDim)
             rope?.apply(K, rows: n, heads: c.numKVHeads, headDim: c.headDim)
             if tracing {
@@ -66,7 +84,14 @@ extension Model {
             w.attention.forward(Q, K, V, tokens: tokens, starts: starts, caches: caches, layer: l, into: A,
                                 probabilities: saved?.attention.probabilities)
             if tracing { saved!.attention.output = copy(A, [n, qDim]) }
-            b.output.forward(A, rows: n, into: X, accumulate: true)
+            if let post = b.attentionPostNorm {
+                b.output.forward(A, rows: n, into: S)
+                let postSaved = post.forward(S, rows: n, into: H, save: tracing)
+                saved?.attentionPostNorm = postSaved
+                Kernels.add(X, H, count: n * d)
+            } else {
+                b.output.forward(A, rows: n, into: X, accumulate: true)
+            }
             if !pre {
                 let normSaved = normInPlace(b.attentionNorm, X, H, rows: n, width: d, save: tracing)
                 saved?.attentionNorm = normSaved
@@ -78,7 +103,15 @@ extension Model {
                 saved?.mlpNorm = normSaved
             }
             var mlpSaved: MLP.Saved? = tracing ? MLP.Saved() : nil
-            b.mlp.forward(pre ? H : X, rows: n, residual: X, scratch: G, U, saved: &mlpSaved)
+            if let post = b.mlpPostNorm {
+                S.update(repeating: 0, count: n * d)
+                b.mlp.forward(H, rows: n, residual: S, scratch: G, U, saved: &mlpSaved)
+                let postSaved = post.forward(S, rows: n, into: H, save: tracing)
+                saved?.mlpPostNorm = postSaved
+                Kernels.add(X, H, count: n * d)
+            } else {
+                b.mlp.forward(pre ? H : X, rows: n, residual: X, scratch: G, U, saved: &mlpSaved)
+            }
             if !pre {
                 let normSaved = normInPlace(b.mlpNorm, X, H, rows: n, width: d, save: tracing)
                 saved?.mlpNorm = normSaved
@@ -126,6 +159,8 @@ extension Model {
         for (s, seq) in tokens.enumerated() {
             for (i, id) in seq.enumerated() { (target + (starts[s] + i) * e).update(from: E + id * e, count: e) }
         }
+        // Gemma: E[tokens]·√d (a constant factor; its backward scales the embedding gradient).
+        if let scale = w.embeddingScale { for j in 0..<(n * e) { target[j] *= scale } }
         trace?.tokenEmbeddings = copy(target, [n, e])
         if let projectIn = w.projectIn {
             trace?.projectInInput = emb
@@ -140,6 +175,12 @@ extension Model {
             }
             trace?.positionEmbeddings = rows
         }
+    }
+
+    /// The RoPE table of layer `l`: sliding-window layers have their own (Gemma 3).
+    private func ropeTable(layer l: Int, global: RopeTable?, local: RopeTable?) -> RopeTable? {
+        if let local, l < config.slidingLayers.count, config.slidingLayers[l] { return local }
+        return global
     }
 
     /// norm(x) → x (post-norm blocks), through `scratch`.
@@ -207,12 +248,19 @@ extension Model {
         var dK = Tensor(unsafeUninitializedShape: [n, kvDim]), dV = Tensor(unsafeUninitializedShape: [n, kvDim])
         let DH = mutablePointer(&dH), DA = mutablePointer(&dA), DQ = mutablePointer(&dQ), DK = mutablePointer(&dK), DV = mutablePointer(&dV)
         let pre = c.normBeforeSublayers
+        var dSub = Tensor(unsafeUninitializedShape: [c.postSublayerNorms ? n : 0, d])
+        let DS = mutablePointer(&dSub)
 
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let b = w.blocks[l], a = trace.layers[l]
             // MLP sublayer, reversed.
             if !pre { normBackwardInPlace(b.mlpNorm, a.mlpNorm!, DX, DH, rows: n, width: d, rules: rules, grads: grads) }
-            b.mlp.backward(DX, saved: a.mlp, rows: n, layer: l, into: DH, accumulate: false, rules: rules, grads: grads)
+            var dMLP = UnsafePointer(DX)
+            if let post = b.mlpPostNorm {
+                post.backward(DX, saved: a.mlpPostNorm!, rows: n, into: DS, accumulate: false, rules: rules, grads: grads)
+                dMLP = UnsafePointer(DS)
+            }
+            b.mlp.backward(dMLP, saved: a.mlp, rows: n, layer: l, into: DH, accumulate: false, rules: rules, grads: grads)
             if pre {
                 b.mlpNorm.backward(DH, saved: a.mlpNorm!, rows: n, into: DX, accumulate: true, rules: rules, grads: grads)
             } else {
@@ -221,13 +269,24 @@ extension Model {
 
             // Attention sublayer, reversed.
             if !pre { normBackwardInPlace(b.attentionNorm, a.attentionNorm!, DX, DH, rows: n, width: d, rules: rules, grads: grads) }
-            b.output.backward(DX, input: a.attention.output.storage.pointer, rows: n, into: DA, grads: grads)
+            var dOut = UnsafePointer(DX)
+            if let post = b.attentionPostNorm {
+                post.backward(DX, saved: a.attentionPostNorm!, rows: n, into: DS, accumulate: false, rules: rules, grads: grads)
+                dOut = UnsafePointer(DS)
+            }
+            b.output.backward(dOut, input: a.attention.output.storage.pointer, rows: n, into: DA, grads: grads)
             if grads.wantNeurons {
                 Gradients.accumulateProducts(a.attention.output.storage.pointer, DA, rows: n, width: qDim, into: &grads.attentionChannels[l])
             }
             w.attention.backward(DA, saved: a.attention, tokens: trace.tokens, starts: trace.starts, rules: rules, dQ: DQ, dK: DK, dV: DV)
-            trace.rope?.apply(DQ, rows: n, heads: c.numHeads, headDim: c.headDim, inverse: true)
-            trace.rope?.apply(DK, rows: n, heads: c.numKVHeads, headDim: c.headDim, inverse: true)
+            let rope = ropeTable(layer: l, global: trace.rope, local: trace.localRope)
+            rope?.apply(DQ, rows: n, heads: c.numHeads, headDim: c.headDim, inverse: true)
+            rope?.apply(DK, rows: n, heads: c.numKVHeads, headDim: c.headDim, inverse: true)
+            if let qn = b.queryNorm, let kn = b.keyNorm {
+                // DA is free again (the attention backward has consumed it).
+                normBackwardInPlace(qn, a.queryNorm!, DQ, DA, rows: n * c.numHeads, width: c.headDim, rules: rules, grads: grads)
+                normBackwardInPlace(kn, a.keyNorm!, DK, DA, rows: n * c.numKVHeads, width: c.headDim, rules: rules, grads: grads)
+            }
             let hIn = a.attentionInput.storage.pointer
             b.query.backward(DQ, input: hIn, rows: n, into: DH, grads: grads)
             b.key.backward(DK, input: hIn, rows: n, into: DH, accumulate: true, grads: grads)
@@ -259,7 +318,14 @@ extension Model {
             let (G, _) = grads.buffer(embeddingKey, shape: w.tokenEmbedding.shape)
             let DE = dEmb.storage.pointer
             for (s, ids) in trace.tokens.enumerated() {
-                for (i, id) in ids.enumerated() { Kernels.add(G + id * e, DE + (trace.starts[s] + i) * e, count: e) }
+                for (i, id) in ids.enumerated() {
+                    let row = DE + (trace.starts[s] + i) * e
+                    if let scale = w.embeddingScale {
+                        for j in 0..<e { G[id * e + j] += scale * row[j] }
+                    } else {
+                        Kernels.add(G + id * e, row, count: e)
+                    }
+                }
             }
         }
     }
