@@ -97,7 +97,7 @@ enum WorkflowBuiltins {
                     (kept: the fraction of the searched set the circuit holds, after rounding to whole elements):
                     prune(m, ~result.mask) runs the circuit alone. Only r's keys are searched (only(r, "mlp"): the MLP
                     weights, attention intact); kept is the circuit's fraction of that set, model_fraction its fraction of
-                    the whole model at its granularity; components lists the heads or units kept (up to 64).
+                    the whole model at its granularity; components lists the heads or units kept (nil above 64).
                     per: the ranking scope, "row" by default ("global" for a global ranking over the searched set).
                     ablation: "zero" or "mean" (as in curve).
                     """) { a in
@@ -120,7 +120,8 @@ enum WorkflowBuiltins {
                                              ("logit_diff", .number(r.point.evaluation.logitDifference)),
                                              ("accuracy", .number(r.point.evaluation.accuracy)), ("kl", .number(r.point.evaluation.kl)),
                                              ("curve", .list(r.curve.map(record)))]
-            if let parts = CircuitSearch.components(of: r.circuit, model: m) { fields.append(("components", .list(parts.map { .string($0) }))) }
+            // nil for weight and row circuits, or when too many heads/units to read.
+            fields.append(("components", CircuitSearch.components(of: r.circuit, model: m).map { .list($0.map { .string($0) }) } ?? .null))
             return .record(Record(fields))
         },
         Builtin("random_map", [Parameter("r"), Parameter("seed", default: .number(0))],
