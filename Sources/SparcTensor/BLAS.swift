@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Matrix products through OpenBLAS `cblas_sgemm`.
 ///
@@ -11,6 +12,24 @@ public enum BLAS {
 
     /// The kernel family OpenBLAS chose for this CPU (e.g. "Haswell", "SkylakeX").
     public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// The OpenBLAS kernel family for a CPU with these `/proc/cpuinfo` flags, or nil to
+    /// leave the choice to OpenBLAS. OpenBLAS 0.3.21 falls back to its SSE3 "Prescott"
+    /// kernels on CPUs it does not know (4.6× slower on a Xeon of family 6 model 207) and
+    /// calls AVX-512 AMD Zen 4 "Zen" (AVX2 kernels, 1.4× slower); SkylakeX kernels need
+    /// AVX-512 F/BW/VL/DQ/CD, and on a CPU without them they are illegal instructions.
+    public static func preferredCoreType(cpuFlags flags: Set<String>) -> String? {
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(flags.contains) { return "SkylakeX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        return nil
+    }
+
+    /// The flags of the first CPU in `/proc/cpuinfo` (empty where there is none).
+    public static func cpuFlags(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> Set<String> {
+        guard let line = cpuinfo?.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+    }
 
     /// Raw row-major sgemm: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C.
     /// Runs on the calling thread.

@@ -10,6 +10,7 @@ import SparcTensor
 @main
 enum Entry {
     static func main() {
+        chooseBLASKernels()
         let args = Array(CommandLine.arguments.dropFirst())
         if let first = args.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
             Tools.main(args)
@@ -17,6 +18,19 @@ enum Entry {
             Sparc.main(args)
         }
     }
+}
+
+/// OpenBLAS reads OPENBLAS_CORETYPE once, when the library is loaded — before `main`. When
+/// it is unset and OpenBLAS would pick slower kernels than this CPU runs (see
+/// `BLAS.preferredCoreType`), set it and start again in place (`execv` keeps the pid,
+/// arguments and open files); an explicit OPENBLAS_CORETYPE is always left alone.
+func chooseBLASKernels() {
+    guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+          let core = BLAS.preferredCoreType(cpuFlags: BLAS.cpuFlags()), core != BLAS.coreName else { return }
+    setenv("OPENBLAS_CORETYPE", core, 1)
+    execv("/proc/self/exe", CommandLine.unsafeArgv)
+    // exec failed (no /proc): carry on with OpenBLAS's own choice.
+    unsetenv("OPENBLAS_CORETYPE")
 }
 
 struct Tools: ParsableCommand {
