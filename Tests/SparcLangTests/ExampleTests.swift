@@ -31,6 +31,26 @@ import SparcModel
         #expect(!s.output.contains("|  |"), "\(s.output)")
     }
 
+    static var paperExamples: [String] {
+        let dir = Paths.examples.appendingPathComponent("paper").path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".sparc") }.sorted()
+    }
+
+    /// The paper's experiments (examples/paper) run in their reduced setting (`quick`): on
+    /// the repository's own texts, no installed dataset needed. Full runs are by hand.
+    @Test(.enabled(if: modelAvailable), arguments: paperExamples)
+    func paperExampleRunsQuick(file: String) throws {
+        let path = Paths.examples.appendingPathComponent("paper").appendingPathComponent(file).path
+        let out = NSTemporaryDirectory() + "sparc-paper-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let s = Session(arguments: [out, "quick"])
+        s.interpreter.modulePath = [Paths.repo.appendingPathComponent("stdlib").path]
+        do { try s.run(try String(contentsOfFile: path, encoding: .utf8), name: path) } catch { Issue.record("\(error)") }
+        #expect(s.output.contains("|---|"), "\(s.output)")
+        #expect(!s.output.contains("|  |"), "\(s.output)")
+    }
+
     @Test func quickstartPredictsParis() throws {
         try #require(ExampleTests.modelAvailable)
         let s = Session()
