@@ -21,6 +21,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -32,7 +33,8 @@ let package = Package(
         .target(name: "CAllocator"),
         .target(name: "SparcTensor", dependencies: ["CBLAS", "CAllocator"]),
         .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
-        .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats"]),
+        .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats",
+                                                   .product(name: "HeapModule", package: "swift-collections")]),
         .target(name: "SparcAttribution", dependencies: ["SparcModel", "SparcTensor"]),
         .target(name: "SparcPruning", dependencies: ["SparcAttribution", "SparcModel", "SparcTensor"]),
         .target(name: "SparcWorkflows", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),

@@ -1,4 +1,5 @@
 import Foundation
+import HeapModule
 
 /// A string key compared scalar by scalar. Swift's `String` equality is canonical
 /// equivalence ("é" == "e\u{301}"), which would merge distinct vocabulary entries.
@@ -62,13 +63,13 @@ struct BPEModel: Sendable {
         var next = [Int32](unsafeUninitializedCapacity: n) { b, c in for i in 0..<n { b[i] = i + 1 < n ? Int32(i + 1) : -1 }; c = n }
         var prev = [Int32](unsafeUninitializedCapacity: n) { b, c in for i in 0..<n { b[i] = Int32(i - 1) }; c = n }
         var alive = [Bool](repeating: true, count: n)
-        var heap = MinHeap()
-        heap.reserve(n)
+        // Keys: rank in the high half, position in the low half, so equal ranks pop leftmost first.
+        var heap = Heap<UInt64>()
         for i in 0..<(n - 1) {
-            if let m = merges[Self.pairKey(ids[i], ids[i + 1])] { heap.push((m >> 32) << 32 | UInt64(i)) }
+            if let m = merges[Self.pairKey(ids[i], ids[i + 1])] { heap.insert((m >> 32) << 32 | UInt64(i)) }
         }
         var steps = 0
-        while let top = heap.pop() {
+        while let top = heap.popMin() {
             work += 1
             let pos = Int(top & 0xFFFF_FFFF), rank = top >> 32
             let nx = Int(next[pos])
@@ -80,8 +81,8 @@ struct BPEModel: Sendable {
             next[pos] = after
             if after >= 0 { prev[Int(after)] = Int32(pos) }
             let p = Int(prev[pos])
-            if p >= 0, let m2 = merges[Self.pairKey(ids[p], ids[pos])] { heap.push((m2 >> 32) << 32 | UInt64(p)) }
-            if after >= 0, let m2 = merges[Self.pairKey(ids[pos], ids[Int(after)])] { heap.push((m2 >> 32) << 32 | UInt64(pos)) }
+            if p >= 0, let m2 = merges[Self.pairKey(ids[p], ids[pos])] { heap.insert((m2 >> 32) << 32 | UInt64(p)) }
+            if after >= 0, let m2 = merges[Self.pairKey(ids[pos], ids[Int(after)])] { heap.insert((m2 >> 32) << 32 | UInt64(pos)) }
         }
         var out: [Int32] = []
         out.reserveCapacity(n - steps)
@@ -124,41 +125,6 @@ struct BPEModel: Sendable {
         }
         if pendingUnk, let u = unkId { ids.append(u) }
         return ids
-    }
-}
-
-/// A binary min-heap of UInt64 keys (rank in the high half, position in the low half, so
-/// equal ranks pop leftmost first).
-struct MinHeap {
-    private var a: [UInt64] = []
-    mutating func reserve(_ n: Int) { a.reserveCapacity(n) }
-    mutating func push(_ x: UInt64) {
-        a.append(x)
-        var i = a.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if a[p] <= x { break }
-            a[i] = a[p]
-            i = p
-        }
-        a[i] = x
-    }
-    mutating func pop() -> UInt64? {
-        guard let top = a.first else { return nil }
-        let last = a.removeLast()
-        if a.isEmpty { return top }
-        var i = 0
-        let n = a.count
-        while true {
-            let l = 2 * i + 1
-            if l >= n { break }
-            let c = l + 1 < n && a[l + 1] < a[l] ? l + 1 : l
-            if a[c] >= last { break }
-            a[i] = a[c]
-            i = c
-        }
-        a[i] = last
-        return top
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HeapModule
 import SparcFormats
 
 /// llama.cpp's SentencePiece tokenizer ("SPM", `tokenizer.ggml.model = "llama"` in GGUF:
@@ -180,14 +181,14 @@ struct SentencePieceModel: Sendable {
         // Symbols are runs w[start ..< start + len]; a merged-away symbol has len 0.
         var start = Array(0..<n), len = [Int](repeating: 1, count: n)
         var prev = (0..<n).map { $0 - 1 }, next = (0..<n).map { $0 + 1 < n ? $0 + 1 : -1 }
-        var heap = BigramHeap()
+        var heap = Heap<Bigram>()
 
         func tryAdd(_ l: Int, _ r: Int) {
             guard l >= 0, r >= 0, let id = vocab[ExactKey(scalars: w[start[l]..<(start[r] + len[r])])] else { return }
-            heap.push(.init(score: scores[Int(id)], left: l, right: r, size: len[l] + len[r]))
+            heap.insert(Bigram(score: scores[Int(id)], left: l, right: r, size: len[l] + len[r]))
         }
         for i in 1..<n { tryAdd(i - 1, i) }
-        while let b = heap.pop() {
+        while let b = heap.popMin() {
             work += 1
             // Stale when either side has changed since the pair was queued.
             guard len[b.left] > 0, len[b.right] > 0, len[b.left] + len[b.right] == b.size else { continue }
@@ -247,45 +248,11 @@ struct SentencePieceModel: Sendable {
     }
 }
 
-/// A binary max-heap of SentencePiece merge candidates: highest score first, then the
-/// leftmost (llama.cpp's `llm_bigram_spm::comparator`).
-private struct BigramHeap {
-    struct Bigram { let score: Float; let left: Int; let right: Int; let size: Int }
-    private var a: [Bigram] = []
-
-    @inline(__always) private static func before(_ x: Bigram, _ y: Bigram) -> Bool {
-        x.score > y.score || (x.score == y.score && x.left < y.left)
-    }
-
-    mutating func push(_ x: Bigram) {
-        a.append(x)
-        var i = a.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if !Self.before(x, a[p]) { break }
-            a[i] = a[p]
-            i = p
-        }
-        a[i] = x
-    }
-
-    mutating func pop() -> Bigram? {
-        guard let top = a.first else { return nil }
-        let last = a.removeLast()
-        if a.isEmpty { return top }
-        var i = 0
-        let n = a.count
-        while true {
-            let l = 2 * i + 1
-            if l >= n { break }
-            let c = l + 1 < n && Self.before(a[l + 1], a[l]) ? l + 1 : l
-            if !Self.before(a[c], last) { break }
-            a[i] = a[c]
-            i = c
-        }
-        a[i] = last
-        return top
-    }
+/// A SentencePiece merge candidate, ordered so that the heap's minimum is the one to merge
+/// first: highest score, then the leftmost (llama.cpp's `llm_bigram_spm::comparator`).
+private struct Bigram: Comparable {
+    let score: Float, left: Int, right: Int, size: Int
+    static func < (x: Bigram, y: Bigram) -> Bool { x.score > y.score || (x.score == y.score && x.left < y.left) }
 }
 
 // MARK: GGUF
