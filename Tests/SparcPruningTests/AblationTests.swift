@@ -102,7 +102,7 @@ private func noise(like map: RelevanceMap, seed: UInt64) -> RelevanceMap {
     /// With one single-token prompt as the reference, every mean is that prompt's own
     /// activation, so the ablated model computes exactly what the full one does on it —
     /// whatever is removed, at every granularity. Zero ablation does not.
-    @Test(arguments: ["llama-linear", "gpt2", "opt", "qwen2-gqa"])
+    @Test(arguments: ["llama-linear", "gpt2", "opt", "qwen2-gqa", "gemma3-six"])
     func meanAblationOnItsOwnReferenceChangesNothing(family: String) throws {
         let m = try Model.load(FamilyPruningTests.families + "/" + family)
         let prompt = [7]

@@ -168,9 +168,14 @@ public struct Gemma3: Architecture {
             if c.attentionOutputBias { add("self_attn.o_proj.bias", .outputBias, [d]) }
             add("post_attention_layernorm.weight", .attentionPostNorm, [d])
             add("pre_feedforward_layernorm.weight", .mlpNorm, [d])
+            // MLP biases: Gemma 3 has none, but mean ablation adds them (`mlpBias`); config.json
+            // cannot say so, and such a model is refused as an HF export.
             add("mlp.gate_proj.weight", .gate, [f, d])
+            if c.mlpBias { add("mlp.gate_proj.bias", .gateBias, [f]) }
             add("mlp.up_proj.weight", .up, [f, d])
+            if c.mlpBias { add("mlp.up_proj.bias", .upBias, [f]) }
             add("mlp.down_proj.weight", .down, [d, f])
+            if c.mlpBias { add("mlp.down_proj.bias", .downBias, [d]) }
             add("post_feedforward_layernorm.weight", .mlpPostNorm, [d])
         }
         t.append(CheckpointTensor("model.norm.weight", .init(.finalNorm), [d]))
