@@ -68,11 +68,7 @@ extension Model {
     public func generate(_ prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy, stopAtEOS: Bool = true,
                          onToken: (Int) -> Void = { _ in }) throws -> [Int] {
         guard maxTokens >= 0 else { throw ModelError.invalidInput("max_tokens must be ≥ 0") }
-        if case .sample(let temperature, let topK, let topP, _) = sampling {
-            guard temperature.isFinite && temperature >= 0 else { throw ModelError.invalidInput("temperature must be a finite number ≥ 0, got \(temperature)") }
-            if let k = topK, k < 0 { throw ModelError.invalidInput("top_k must be ≥ 0, got \(k)") }
-            if let p = topP, !(p > 0 && p <= 1) { throw ModelError.invalidInput("top_p must be in (0, 1], got \(p)") }
-        }
+        try Self.check(sampling)
         try validate(prompt, extraPositions: maxTokens)
         if maxTokens == 0 { return [] }
         var sampler = Sampler(sampling)
@@ -89,6 +85,51 @@ extension Model {
             next = forward([[id]], caches: [cache], logitRows: .last)[0]
         }
         return out
+    }
+
+    /// Continues several prompts at once, each as `generate` would alone: one KV cache per
+    /// sequence and one forward pass per step over every sequence still running, stacked
+    /// row-wise without padding, so each step streams the weights once for the whole batch
+    /// instead of once per sequence. `samplings`: one per prompt (seeded sampling stays
+    /// reproducible per prompt), or one for all. `stopTokens` replaces the model's EOS ids.
+    /// `onStep` gets the number of sequences still running after each step.
+    public func generate(batch prompts: [[Int]], maxTokens: Int, samplings: [Sampling] = [.greedy], stopAtEOS: Bool = true,
+                         stopTokens: Set<Int>? = nil, onStep: (Int) -> Void = { _ in }) throws -> [[Int]] {
+        guard !prompts.isEmpty else { return [] }
+        guard samplings.count == 1 || samplings.count == prompts.count else {
+            throw ModelError.invalidInput("give one sampling setting, or one per prompt (\(prompts.count))")
+        }
+        guard maxTokens >= 0 else { throw ModelError.invalidInput("max_tokens must be ≥ 0") }
+        for s in samplings { try Self.check(s) }
+        for p in prompts { try validate(p, extraPositions: maxTokens) }
+        if maxTokens == 0 { return prompts.map { _ in [] } }
+        var samplers = prompts.indices.map { Sampler(samplings[samplings.count == 1 ? 0 : $0]) }
+        let caches = prompts.map { KVCache(config: config, capacity: $0.count + maxTokens) }
+        let stops = stopTokens ?? stopTokenIds
+        var out = [[Int]](repeating: [], count: prompts.count)
+        var running = Array(prompts.indices)
+        var logits = forward(prompts, caches: caches, logitRows: .last)
+        while true {
+            try Interrupt.check()
+            var still: [Int] = []
+            for (row, i) in running.enumerated() {
+                let id = logits[row].withUnsafeBufferPointer { samplers[i].pick($0) }
+                out[i].append(id)
+                if out[i].count < maxTokens && !(stopAtEOS && stops.contains(id)) { still.append(i) }
+            }
+            running = still
+            onStep(running.count)
+            if running.isEmpty { return out }
+            logits = forward(running.map { [out[$0].last!] }, caches: running.map { caches[$0] }, logitRows: .last)
+        }
+    }
+
+    static func check(_ sampling: Sampling) throws {
+        if case .sample(let temperature, let topK, let topP, _) = sampling {
+            guard temperature.isFinite && temperature >= 0 else { throw ModelError.invalidInput("temperature must be a finite number ≥ 0, got \(temperature)") }
+            if let k = topK, k < 0 { throw ModelError.invalidInput("top_k must be ≥ 0, got \(k)") }
+            if let p = topP, !(p > 0 && p <= 1) { throw ModelError.invalidInput("top_p must be in (0, 1], got \(p)") }
+        }
     }
 
     /// Generates from a text prompt and returns the continuation's text.

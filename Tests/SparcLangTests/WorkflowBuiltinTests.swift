@@ -99,6 +99,14 @@ import SparcModel
         #expect(try s.eval("contrast(r, r * 2, normalized: true) == normalize(r) - normalize(r * 2)") == "true")
     }
 
+    /// A list of prompts is generated as a batch, each exactly as alone (seed + i when sampling).
+    @Test func generateTakesAListOfPrompts() throws {
+        let s = try session()
+        #expect(try s.eval("generate(m, [\"ab\", \"cde\"], max_tokens: 6) == [generate(m, \"ab\", max_tokens: 6), generate(m, \"cde\", max_tokens: 6)]") == "true")
+        #expect(try s.eval("generate(m, [\"ab\", \"cde\"], max_tokens: 6, temperature: 0.8, seed: 4) == [generate(m, \"ab\", max_tokens: 6, temperature: 0.8, seed: 4), generate(m, \"cde\", max_tokens: 6, temperature: 0.8, seed: 5)]") == "true")
+        #expect(try s.eval("harvest(m, [\"ab\", \"cde\"], fn(t) => true, max_tokens: 4) == [\"ab\" + generate(m, \"ab\", max_tokens: 4), \"cde\" + generate(m, \"cde\", max_tokens: 4)]") == "true")
+    }
+
     /// JSON lines (the RealToxicityPrompts slice's format) as records; a bad line is named.
     @Test func jsonLinesAreRecords() throws {
         let s = try session()

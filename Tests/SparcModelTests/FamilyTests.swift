@@ -41,6 +41,28 @@ enum FamilyFixtures {
         #expect(out == Fixtures.ints(ref["greedy"]))
     }
 
+    /// Batched generation (one cache per sequence, one forward per step for the batch)
+    /// gives each prompt exactly what it gets alone: greedy and seeded sampling, prompts of
+    /// different lengths, sequences that stop early at EOS while others go on.
+    @Test(arguments: FamilyFixtures.names)
+    func batchedGenerationEqualsOneByOne(family name: String) throws {
+        let m = try FamilyFixtures.model(name)
+        let v = m.config.vocabSize
+        let prompts = [[1, 2, 3], [7], [5, 9, 11, 13, 2, 4, 6, 8, 10], [3, 3, 3, 3]].map { $0.map { $0 % v } }
+        let samplings: [Sampling] = [.greedy, .sample(temperature: 0.9, seed: 1), .sample(temperature: 1.3, topK: 5, seed: 2), .greedy]
+        let alone = try zip(prompts, samplings).map { try m.generate($0, maxTokens: 10, sampling: $1, stopAtEOS: false) }
+        #expect(try m.generate(batch: prompts, maxTokens: 10, samplings: samplings, stopAtEOS: false) == alone)
+        // Stop tokens: pretend the first prompt's third greedy token is EOS by stopping on
+        // every id it generates at position 3; the others must be unaffected by its end.
+        let stop = alone[0][2]
+        let single = try prompts.indices.map { i in
+            let full = alone[i]
+            return Array(full.prefix(through: full.firstIndex(of: stop) ?? full.count - 1))
+        }
+        let batched = try m.generate(batch: prompts, maxTokens: 10, samplings: samplings, stopAtEOS: true, stopTokens: [stop])
+        #expect(batched == single)
+    }
+
     @Test func familiesAreRecognisedFromTheirConfigs() throws {
         #expect(try FamilyFixtures.model("qwen2-gqa").architecture is Qwen2)
         let gpt2 = try FamilyFixtures.model("gpt2")

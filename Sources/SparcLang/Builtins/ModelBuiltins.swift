@@ -28,23 +28,40 @@ enum ModelBuiltins {
                              Parameter("temperature", default: .number(0)), Parameter("top_k", default: .null),
                              Parameter("top_p", default: .null), Parameter("seed", default: .number(0)),
                              Parameter("chat", default: .bool(false))],
-                summary: "Continue a prompt; greedy unless temperature > 0. Returns the new text.",
-                help: "chat: true wraps the prompt in the model's chat template (user turn). Stops at the end-of-sequence token.") { a in
+                summary: "Continue a prompt (or each of a list of prompts, batched); greedy unless temperature > 0. Returns the new text(s).",
+                help: """
+                    chat: true wraps the prompt in the model's chat template (user turn). Stops at the end-of-sequence token.
+                    A list of texts is generated together (one KV cache each, one forward pass per step for all), each
+                    exactly as alone; with temperature > 0, prompt i samples with seed + i.
+                    """) { a in
             let m = try a.model("m")
+            let temperature = try a.temperature()
+            let topP = try a.optionalNumber("top_p")
+            if let p = topP, !(p > 0 && p <= 1) { throw SparcError(.value, "generate: top_p must be in (0, 1], got \(formatNumber(p))") }
+            let topK = try a.optionalInt("top_k", in: 1...wholeNumberRange.upperBound), seed = try a.int("seed")
+            func sampling(_ offset: Int) -> Sampling {
+                temperature > 0 ? .sample(temperature: temperature, topK: topK, topP: topP, seed: UInt64(bitPattern: Int64(seed &+ offset))) : .greedy
+            }
+            let maxTokens = try a.int("max_tokens")
+            let chat = try a.bool("chat")
+            if case .list(let items) = a["prompt"], items.first.map({ if case .string = $0 { return true }; return false }) ?? false {
+                let prompts = try items.map { v -> [Int] in
+                    guard case .string(let p) = v else { throw SparcError(.type, "generate: a list of prompts holds texts, found a \(v.typeName)") }
+                    return m.tokenizer.encode(chat ? m.architecture.chatPrompt(user: p) : p)
+                }
+                let bar = ProgressBar("generate", total: maxTokens)
+                defer { bar.finish() }
+                var steps = 0
+                let outs = try m.generate(batch: prompts, maxTokens: maxTokens, samplings: prompts.indices.map(sampling)) { _ in steps += 1; bar.update(steps) }
+                return .list(outs.map { .string(m.tokenizer.decode($0, skipSpecialTokens: true)) })
+            }
             var ids: [Int]
-            if try a.bool("chat") {
+            if chat {
                 ids = m.tokenizer.encode(m.architecture.chatPrompt(user: try a.string("prompt")))
             } else {
                 ids = try a.tokens("prompt", model: m)
             }
-            let temperature = try a.temperature()
-            let topP = try a.optionalNumber("top_p")
-            if let p = topP, !(p > 0 && p <= 1) { throw SparcError(.value, "generate: top_p must be in (0, 1], got \(formatNumber(p))") }
-            let sampling: Sampling = temperature > 0
-                ? .sample(temperature: temperature, topK: try a.optionalInt("top_k", in: 1...wholeNumberRange.upperBound), topP: topP,
-                          seed: UInt64(bitPattern: Int64(try a.int("seed"))))
-                : .greedy
-            let maxTokens = try a.int("max_tokens")
+            let sampling = sampling(0)
             let bar = ProgressBar("generate", total: maxTokens)
             defer { bar.finish() }
             var count = 0

@@ -203,17 +203,22 @@ enum WorkflowBuiltins {
             let seed = try a.int("seed")
             let bar = ProgressBar("harvest", total: prompts.count * samples)
             defer { bar.finish() }
+            // Every (prompt, sample) pair, generated in batches of 32 sequences.
+            let pairs = prompts.indices.flatMap { i in (0..<samples).map { (i, $0) } }
+            let chat = try a.bool("chat")
             var kept: [Value] = []
-            for (i, p) in prompts.enumerated() {
-                let ids = try a.bool("chat") ? m.tokenizer.encode(m.architecture.chatPrompt(user: p)) : m.tokenizer.encode(p)
-                for k in 0..<samples {
-                    let sampling: Sampling = temperature > 0
-                        ? .sample(temperature: temperature, topK: nil, topP: nil, seed: UInt64(bitPattern: Int64(seed &+ i &* 7919 &+ k)))
-                        : .greedy
-                    let continuation = m.tokenizer.decode(try m.generate(ids, maxTokens: maxTokens, sampling: sampling), skipSpecialTokens: true)
-                    if try a.call(a["flag"], [.string(continuation)]).isTruthyFlag { kept.append(.string(p + continuation)) }
-                    bar.update(i * samples + k + 1)
+            for start in stride(from: 0, to: pairs.count, by: 32) {
+                let chunk = pairs[start..<min(start + 32, pairs.count)]
+                let ids = chunk.map { m.tokenizer.encode(chat ? m.architecture.chatPrompt(user: prompts[$0.0]) : prompts[$0.0]) }
+                let samplings: [Sampling] = chunk.map { i, k in
+                    temperature > 0 ? .sample(temperature: temperature, topK: nil, topP: nil, seed: UInt64(bitPattern: Int64(seed &+ i &* 7919 &+ k))) : .greedy
                 }
+                let outs = try m.generate(batch: ids, maxTokens: maxTokens, samplings: samplings)
+                for ((i, _), out) in zip(chunk, outs) {
+                    let continuation = m.tokenizer.decode(out, skipSpecialTokens: true)
+                    if try a.call(a["flag"], [.string(continuation)]).isTruthyFlag { kept.append(.string(prompts[i] + continuation)) }
+                }
+                bar.update(start + chunk.count)
             }
             return .list(kept)
         },
