@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import SparcFormats
 @testable import SparcAttribution
-import SparcModel
+@testable import SparcModel
 import SparcTensor
 
 /// AttnLRP and Gradient×Input on tiny llama, qwen2, gpt2, opt and gemma3 models against LXT
@@ -90,6 +90,34 @@ enum FamilyRelevance {
                 channels[(h * c.headDim)..<((h + 1) * c.headDim)].reduce(0, +) })
             let err = FamilyRelevance.error(heads[key]!, theirs, explained: explained)
             #expect(err <= 1e-4, "\(name) \(mode) \(i) \(key) heads: error \(err)")
+        }
+    }
+}
+
+/// Long inputs do not keep every layer's attention probabilities: the backward recomputes
+/// each head's P from the saved queries and keys. Relevances are the same either way
+/// (sliding windows included).
+@Suite(.serialized) struct RecomputedAttentionTests {
+    @Test(arguments: ["llama-linear", "gemma3-six", "gpt2"])
+    func recomputedProbabilitiesGiveTheSameRelevance(family: String) throws {
+        let m = try Model.load(FamilyRelevance.models + "/" + family)
+        let samples = [AttributionSample(ids: (0..<23).map { ($0 * 7 + 3) % m.config.vocabSize }, target: .languageModeling),
+                       AttributionSample(ids: [5, 9, 2, 11, 4, 8, 1])]
+        let kept = try Attribution.attribute(m, samples: samples, method: .lrp, level: .weight)
+        let keptTokens = try Attribution.attribute(m, samples: samples, method: .lrp, level: .token)
+        let limit = Attention.storedProbabilityLimit
+        Attention.storedProbabilityLimit = 0
+        defer { Attention.storedProbabilityLimit = limit }
+        let recomputed = try Attribution.attribute(m, samples: samples, method: .lrp, level: .weight)
+        let recomputedTokens = try Attribution.attribute(m, samples: samples, method: .lrp, level: .token)
+        for (a, b) in [(kept, recomputed), (keptTokens, recomputedTokens)] {
+            #expect(a.names == b.names)
+            for n in a.names {
+                let x = a[n]!.scalars, y = b[n]!.scalars
+                let scale = max(x.map { abs($0) }.max() ?? 0, 1e-12)
+                let diff = zip(x, y).map { abs($0 - $1) }.max() ?? 0
+                #expect(diff <= 1e-5 * scale, "\(family) \(n): \(diff) of \(scale)")
+            }
         }
     }
 }

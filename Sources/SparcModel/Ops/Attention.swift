@@ -30,7 +30,8 @@ struct Attention {
     /// What the backward needs (traces run without a past: rows = total per sequence).
     struct Saved {
         var queries = Tensor(zeros: [0]), keys = Tensor(zeros: [0]), values = Tensor(zeros: [0])
-        /// Per sequence `[heads, rows, rows]`.
+        /// Per sequence `[heads, rows, rows]`; empty when the trace was too long to keep
+        /// them (`storedProbabilityLimit`): the backward then recomputes each head's P.
         var probabilities: [Tensor] = []
         /// The attention output, the output projection's input `[n, heads·d]`.
         var output = Tensor(zeros: [0])
@@ -57,15 +58,8 @@ struct Attention {
             let queries = Q + starts[s] * qDim + head * hd
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * total)
             defer { scores.deallocate() }
-            BLAS.sgemm(transB: true, m: rows, n: total, k: hd, alpha: scale,
-                       a: queries, lda: qDim, b: keys, ldb: kvDim, c: scores, ldc: total)
-            for i in 0..<rows {
-                let row = scores + i * total, end = past + i + 1
-                let first = window.map { max(0, end - $0) } ?? 0
-                if first > 0 { row.update(repeating: 0, count: first) }
-                Kernels.softmax(row + first, count: total - first, valid: end - first)
-            }
-            if let probabilities {
+            self.probabilities(queries, qDim, keys, kvDim, rows: rows, past: past, window: window, into: scores)
+            if let probabilities, !probabilities.isEmpty {
                 // Each job writes its own [rows, rows] slice of a buffer the trace alone owns.
                 (probabilities[s].storage.pointer + head * rows * rows).update(from: scores, count: rows * rows)
             }
@@ -74,10 +68,31 @@ struct Attention {
         }
     }
 
+    /// P = softmax(q·kᵀ · scale) for `rows` queries after `past` cached positions, causal
+    /// and windowed, into `P` `[rows, past + rows]`: the forward's, and the backward's when
+    /// it recomputes them (the same calls on the same saved q and k).
+    func probabilities(_ queries: UnsafePointer<Float>, _ qStride: Int, _ keys: UnsafePointer<Float>, _ kStride: Int,
+                       rows: Int, past: Int, window: Int?, into P: UnsafeMutablePointer<Float>) {
+        let total = past + rows
+        BLAS.sgemm(transB: true, m: rows, n: total, k: headDim, alpha: scale,
+                   a: queries, lda: qStride, b: keys, ldb: kStride, c: P, ldc: total)
+        for i in 0..<rows {
+            let row = P + i * total, end = past + i + 1
+            let first = window.map { max(0, end - $0) } ?? 0
+            if first > 0 { row.update(repeating: 0, count: first) }
+            Kernels.softmax(row + first, count: total - first, valid: end - first)
+        }
+    }
+
+    /// Traces keep every layer's attention probabilities up to this many bytes in all
+    /// (all layers, heads and sequences); longer inputs recompute them in the backward, one
+    /// head at a time, so a 2048-token pass does not hold 30 layers × heads × 2048² floats.
+    nonisolated(unsafe) static var storedProbabilityLimit = 512 << 20
+
     /// dQ, dK, dV from dOut. out = P·V: dP = dOut·Vᵀ, dV = Pᵀ·dOut (× the value share);
     /// softmax Jacobian: dS = P ⊙ (dP − Σ_j dP·P); S = scale·q·kᵀ: dQ = dS·K, dK = dSᵀ·Q
     /// (× the query/key share). Keys and values of a GQA group sum over its heads.
-    func backward(_ dOut: UnsafePointer<Float>, saved a: Saved, tokens: [[Int]], starts: [Int], rules: BackwardRules,
+    func backward(_ dOut: UnsafePointer<Float>, saved a: Saved, tokens: [[Int]], starts: [Int], layer l: Int, rules: BackwardRules,
                   dQ DQ: UnsafeMutablePointer<Float>, dK DK: UnsafeMutablePointer<Float>, dV DV: UnsafeMutablePointer<Float>) {
         let hd = headDim, nH = heads, nKV = kvHeads, qDim = nH * hd, kvDim = nKV * hd, group = group, scale = scale
         let n = starts.last!
@@ -90,9 +105,12 @@ struct Attention {
             let rows = tokens[s].count, r0 = starts[s]
             let dP = UnsafeMutablePointer<Float>.allocate(capacity: rows * rows)
             defer { dP.deallocate() }
-            let P = a.probabilities[s].storage.pointer + head * rows * rows
             let dO = dOut + r0 * qDim + head * hd
             let keys = K + r0 * kvDim + kvHead * hd, values = V + r0 * kvDim + kvHead * hd
+            let recomputed: UnsafeMutablePointer<Float>? = a.probabilities.isEmpty ? .allocate(capacity: rows * rows) : nil
+            defer { recomputed?.deallocate() }
+            if let recomputed { probabilities(Q + r0 * qDim + head * hd, qDim, keys, kvDim, rows: rows, past: 0, window: windows[l], into: recomputed) }
+            let P = UnsafePointer(recomputed ?? a.probabilities[s].storage.pointer + head * rows * rows)
             BLAS.sgemm(transB: true, m: rows, n: rows, k: hd, a: dO, lda: qDim, b: values, ldb: kvDim, c: dP, ldc: rows)
             BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: vShare, a: P, lda: rows, b: dO, ldb: qDim,
                        c: DVH + r0 * qDim + head * hd, ldc: qDim)

@@ -47,12 +47,15 @@ public final class ActivationTrace: @unchecked Sendable {
     public init(layers: Int) { self.layers = [Layer](repeating: Layer(), count: layers) }
 
     /// Starts a trace; the attention probabilities are allocated up front because the
-    /// heads write them concurrently.
+    /// heads write them concurrently — unless they would exceed
+    /// `Attention.storedProbabilityLimit`, and the backward recomputes them.
     func begin(tokens: [[Int]], starts: [Int], heads: Int) {
         self.tokens = tokens
         self.starts = starts
+        let bytes = layers.count * heads * tokens.reduce(0) { $0 + $1.count * $1.count } * MemoryLayout<Float>.size
+        let keep = bytes <= Attention.storedProbabilityLimit
         for l in layers.indices {
-            layers[l].attention.probabilities = tokens.map { Tensor(zeros: [heads, $0.count, $0.count]) }
+            layers[l].attention.probabilities = keep ? tokens.map { Tensor(zeros: [heads, $0.count, $0.count]) } : []
         }
     }
 }

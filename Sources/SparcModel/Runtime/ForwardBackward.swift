@@ -278,7 +278,7 @@ extension Model {
             if grads.wantNeurons {
                 Gradients.accumulateProducts(a.attention.output.storage.pointer, DA, rows: n, width: qDim, into: &grads.attentionChannels[l])
             }
-            w.attention.backward(DA, saved: a.attention, tokens: trace.tokens, starts: trace.starts, rules: rules, dQ: DQ, dK: DK, dV: DV)
+            w.attention.backward(DA, saved: a.attention, tokens: trace.tokens, starts: trace.starts, layer: l, rules: rules, dQ: DQ, dK: DK, dV: DV)
             let rope = ropeTable(layer: l, global: trace.rope, local: trace.localRope)
             rope?.apply(DQ, rows: n, heads: c.numHeads, headDim: c.headDim, inverse: true)
             rope?.apply(DK, rows: n, heads: c.numKVHeads, headDim: c.headDim, inverse: true)
