@@ -145,43 +145,12 @@ public struct Gemma3: Architecture {
         return j
     }
 
-    /// `model.embed_tokens`, `model.layers.L.{input_layernorm, self_attn.{q,k,v}_proj,
-    /// self_attn.{q,k}_norm, self_attn.o_proj, post_attention_layernorm,
-    /// pre_feedforward_layernorm, mlp.{gate,up,down}_proj, post_feedforward_layernorm}`,
-    /// `model.norm`, `lm_head` (untied only), in forward order.
-    public func layout(_ c: ModelConfig) -> ParameterLayout {
-        let d = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim, f = c.intermediateSize
-        var t = [CheckpointTensor("model.embed_tokens.weight", .init(.embedding), [c.vocabSize, d])]
-        for l in 0..<c.numLayers {
-            let p = "model.layers.\(l)."
-            func add(_ name: String, _ role: ParameterRole, _ shape: [Int]) { t.append(CheckpointTensor(p + name, .init(role, layer: l), shape)) }
-            add("input_layernorm.weight", .attentionNorm, [d])
-            add("self_attn.q_proj.weight", .query, [q, d])
-            if c.queryKeyValueBias { add("self_attn.q_proj.bias", .queryBias, [q]) }
-            add("self_attn.k_proj.weight", .key, [kv, d])
-            if c.queryKeyValueBias { add("self_attn.k_proj.bias", .keyBias, [kv]) }
-            add("self_attn.v_proj.weight", .value, [kv, d])
-            if c.queryKeyValueBias { add("self_attn.v_proj.bias", .valueBias, [kv]) }
-            add("self_attn.q_norm.weight", .queryNorm, [c.headDim])
-            add("self_attn.k_norm.weight", .keyNorm, [c.headDim])
-            add("self_attn.o_proj.weight", .output, [d, q])
-            if c.attentionOutputBias { add("self_attn.o_proj.bias", .outputBias, [d]) }
-            add("post_attention_layernorm.weight", .attentionPostNorm, [d])
-            add("pre_feedforward_layernorm.weight", .mlpNorm, [d])
-            // MLP biases: Gemma 3 has none, but mean ablation adds them (`mlpBias`); config.json
-            // cannot say so, and such a model is refused as an HF export.
-            add("mlp.gate_proj.weight", .gate, [f, d])
-            if c.mlpBias { add("mlp.gate_proj.bias", .gateBias, [f]) }
-            add("mlp.up_proj.weight", .up, [f, d])
-            if c.mlpBias { add("mlp.up_proj.bias", .upBias, [f]) }
-            add("mlp.down_proj.weight", .down, [d, f])
-            if c.mlpBias { add("mlp.down_proj.bias", .downBias, [d]) }
-            add("post_feedforward_layernorm.weight", .mlpPostNorm, [d])
-        }
-        t.append(CheckpointTensor("model.norm.weight", .init(.finalNorm), [d]))
-        if !c.tieWordEmbeddings { t.append(CheckpointTensor("lm_head.weight", .init(.head), [c.vocabSize, d])) }
-        return ParameterLayout(t)
-    }
+    /// Llama's layout with Gemma's extra norms: `self_attn.{q,k}_norm` after q and k,
+    /// `post_attention_layernorm` after attention (where Llama's is the MLP's input norm),
+    /// `pre_feedforward_layernorm` before and `post_feedforward_layernorm` after the MLP.
+    /// Gemma 3 has no MLP biases, but mean ablation adds them (`mlpBias`); config.json
+    /// cannot say so, and such a model is refused as an HF export.
+    public func layout(_ c: ModelConfig) -> ParameterLayout { Llama.layout(c, gemmaNorms: true) }
 
     public var components: ComponentNames { Llama.components }
 

@@ -89,8 +89,9 @@ public struct Llama: Architecture {
     public func layout(_ c: ModelConfig) -> ParameterLayout { Llama.layout(c) }
 
     /// `model.embed_tokens`, `model.layers.L.{input_layernorm, self_attn.{q,k,v,o}_proj,
-    /// post_attention_layernorm, mlp.{gate,up,down}_proj}`, `model.norm`, `lm_head`.
-    static func layout(_ c: ModelConfig) -> ParameterLayout {
+    /// post_attention_layernorm, mlp.{gate,up,down}_proj}`, `model.norm`, `lm_head`; with
+    /// `gemmaNorms`, Gemma 3's q/k norms and a norm before and after each sublayer.
+    static func layout(_ c: ModelConfig, gemmaNorms: Bool = false) -> ParameterLayout {
         let d = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim, f = c.intermediateSize
         var t = [CheckpointTensor("model.embed_tokens.weight", .init(.embedding), [c.vocabSize, d])]
         for l in 0..<c.numLayers {
@@ -103,15 +104,25 @@ public struct Llama: Architecture {
             if c.queryKeyValueBias { add("self_attn.k_proj.bias", .keyBias, [kv]) }
             add("self_attn.v_proj.weight", .value, [kv, d])
             if c.queryKeyValueBias { add("self_attn.v_proj.bias", .valueBias, [kv]) }
+            if gemmaNorms {
+                add("self_attn.q_norm.weight", .queryNorm, [c.headDim])
+                add("self_attn.k_norm.weight", .keyNorm, [c.headDim])
+            }
             add("self_attn.o_proj.weight", .output, [d, q])
             if c.attentionOutputBias { add("self_attn.o_proj.bias", .outputBias, [d]) }
-            add("post_attention_layernorm.weight", .mlpNorm, [d])
+            if gemmaNorms {
+                add("post_attention_layernorm.weight", .attentionPostNorm, [d])
+                add("pre_feedforward_layernorm.weight", .mlpNorm, [d])
+            } else {
+                add("post_attention_layernorm.weight", .mlpNorm, [d])
+            }
             add("mlp.gate_proj.weight", .gate, [f, d])
             if c.mlpBias { add("mlp.gate_proj.bias", .gateBias, [f]) }
             add("mlp.up_proj.weight", .up, [f, d])
             if c.mlpBias { add("mlp.up_proj.bias", .upBias, [f]) }
             add("mlp.down_proj.weight", .down, [d, f])
             if c.mlpBias { add("mlp.down_proj.bias", .downBias, [d]) }
+            if gemmaNorms { add("post_feedforward_layernorm.weight", .mlpPostNorm, [d]) }
         }
         t.append(CheckpointTensor("model.norm.weight", .init(.finalNorm), [d]))
         if !c.tieWordEmbeddings { t.append(CheckpointTensor("lm_head.weight", .init(.head), [c.vocabSize, d])) }
