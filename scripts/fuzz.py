@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
 """Fuzz the sparc binary with hostile model files and generated programs.
 
-Every input runs in a fresh process (files) or in a batch fed to one REPL process
-(programs), under a timeout and an address-space limit. Each run is classified:
+Each worker keeps one `sparc` REPL process (a session) and feeds it one input at a time
+on stdin: a generated program, or a driver that loads a mutated file by path. After each
+input comes a line naming an undefined variable; its error on stderr marks the end of
+the input, so every input gets its own output, time and timeout. The session survives
+errors and is restarted after a crash or hang, or every --batch inputs. Everything runs
+under an address-space limit. Each input is classified:
 
-  ok     exit 0
-  error  exit 1 with an `error:` message (the answer sparc should give to bad input)
-  odd    any other exit status, or exit 1 without an `error:` line
+  ok     ran to the end without an error
+  error  ended in an `error:` message (the answer sparc should give to bad input)
+  odd    the process exited by itself with no signal (or, run alone, exit 1 without `error:`)
   crash  killed by a signal (a Swift trap is SIGILL/SIGTRAP, then SIGSEGV, SIGBUS, SIGABRT…)
-  hang   still running at the timeout
+  hang   still running at the timeout (per input)
 
-Crashes and hangs are de-duplicated by class + signal + the top line of the message
-(`Fatal error: …`), minimised (programs: by lines, then by chunks; files: by dropping
-mutations), and saved under OUT/findings/<id>/ with a `repro.sh`. OUT/summary.json and
-OUT/summary.md hold the counts; docs/RELIABILITY.md explains how to read them.
+A crash, hang or odd exit is rerun alone in a fresh process (with Swift's backtracer) to
+confirm it and get its signature; one that only happens in a session is kept as the
+session's transcript. Findings are de-duplicated by class + signal + the runtime's
+reason + the first frame in Sources/, minimised (programs: by lines, then by chunks;
+files: by dropping mutations), and saved under OUT/findings/<id>/ with a `repro.sh`.
+OUT/summary.json and OUT/summary.md hold the counts; docs/RELIABILITY.md explains how
+to read them.
 
   Quick (CI, ~2 minutes):  python3 scripts/fuzz.py --quick --out /tmp/fuzz
   Long (by hand):          python3 scripts/fuzz.py --minutes 60 --out /tmp/fuzz
@@ -685,7 +692,7 @@ class ProgramGen:
 PRELUDE = """let M = load_model("{model}")
 let x0 = rand(3, 4, seed: 1)
 let X = rand(3, 4, seed: 2)
-let T = task(["I went to the", "the relevance of"], [" London", " attention"], [" Tokyo", " the"], name: "t")
+let T = task(["I went to the", "the relevance of"], [" Tokyo", " the"], [" London", " attention"], name: "t")
 let R = attribute(M, "hello there", method: "magnitude")
 let RN = attribute(M, "the cat sat", level: "neuron", method: "gradient")
 let RH = attribute(M, T, level: "head", method: "gradient")
@@ -758,7 +765,7 @@ PARAM_POOLS = {
     "general": ["map"], "undesired": ["map"], "normalized": ["bool"], "values": ["numlist"], "t": ["tensor"], "a": ["axis"],
     "b": ["axis"], "axis": ["axis"], "n": ["count"], "prompts": ["texts"], "answers": ["strlist"], "foils": ["strlist"],
     "task": ["task"], "metric": ["metric"], "fractions": ["fractions"], "curves": ["curves"], "keep": ["fraction"],
-    "grid": ["count"], "refine": ["count"], "texts": ["texts"], "flag": ["fn"], "samples": ["count"], "maps": ["maps"],
+    "grid": ["fractions"], "refine": ["count"], "texts": ["texts"], "flag": ["fn"], "samples": ["count"], "maps": ["maps"],
     "sparsities": ["sparsities"], "series": ["series"], "title": ["word"], "y": ["word"], "log_x": ["bool"], "log_y": ["bool"],
     "by": ["by"],
 }
@@ -774,6 +781,9 @@ BUILTIN_POOLS = {
     ("count", "mask"): ["mask"], ("summary", "mask"): ["mask"], ("composition", "mask"): ["mask"],
     ("repetition", "n"): ["dim"], ("sqrt", "x"): ["number"], ("floor", "x"): ["number"], ("round", "x"): ["number"],
 }
+# Optional parameters worth passing most of the time.
+OFTEN = {("draw", "m"), ("composition", "m"), ("curve", "fractions"), ("circuit", "grid")}
+
 # What some builtins return, so later statements can use the result.
 RETURNS = {
     "attribute": "map", "rows": "map", "random_map": "map", "normalize": "map", "contrast": "map", "only": "map",
@@ -857,7 +867,7 @@ class TypedGen:
             for p in params:
                 if p in required:
                     args.append(self.arg(name, p))
-                elif p != "command" and self.rng.random() < 0.3:
+                elif p != "command" and self.rng.random() < (0.9 if (name, p) in OFTEN else 0.3):
                     args.append(f"{p}: {self.arg(name, p)}")
         if name in ("curve", "circuit") and self.rng.random() < 0.3:
             args.append('ablation: "mean"')  # reference: defaults to the task's prompts
@@ -1242,6 +1252,12 @@ def do_task(task):
     transcript = list(s.transcript)
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
+    if target == "program":
+        # Which builtins the input called, and which of those inputs ran without error.
+        called = {n for n in re.findall(r"\b(\w+)\(", text) if n in _W["table"]}
+        notes["builtin_calls"] = {n: 1 for n in called}
+        if out.kind == "ok":
+            notes["builtin_ok"] = {n: 1 for n in called}
     if out.kind not in ("ok", "error"):
         alone = run_program(text) if target == "program" else run_file_case(case)
         if alone.kind == out.kind:
@@ -1345,15 +1361,19 @@ def save_finding(out_dir, fid, finding, minimal, seeds, binary, count):
     meta = {"class": kind, "signature": sig, "count": count, "seconds": round(seconds, 2), "case": minimal}
     with open(os.path.join(d, "stderr.txt"), "w") as f:
         f.write(stderr)
+    if minimal.get("kind") in ("repl", "program"):
+        os.makedirs(os.path.join(d, "files"), exist_ok=True)
+        write_prelude_files(os.path.join(d, "files"))  # what the prelude's text/lines/jsonl read
     if minimal.get("kind") == "repl":
         with open(os.path.join(d, "transcript.txt"), "w") as f:
             f.write(repl_transcript(minimal["programs"]))
-        repro = f'cd "$(mktemp -d)" && SPARC_HISTORY=/dev/null SWIFT_BACKTRACE=enable=yes,interactive=no "{binary}" < "{d}/transcript.txt"\n'
+        repro = (f'cd "$(mktemp -d)" && cp "{d}/files/"* . && SPARC_HISTORY=/dev/null SWIFT_BACKTRACE=enable=yes,interactive=no '
+                 f'"{binary}" < "{d}/transcript.txt"\n')
     elif minimal.get("kind") == "program":
         code = program_preamble() + "\n" + minimal["program"]
         with open(os.path.join(d, "program.sparc"), "w") as f:
             f.write(code + "\n")
-        repro = f'cd "$(mktemp -d)" && SWIFT_BACKTRACE=enable=yes,interactive=no "{binary}" "{d}/program.sparc"\n'
+        repro = f'cd "$(mktemp -d)" && cp "{d}/files/"* . && SWIFT_BACKTRACE=enable=yes,interactive=no "{binary}" "{d}/program.sparc"\n'
     else:
         tmp = tempfile.mkdtemp(prefix="sparc-fuzz-save-")
         argv_tail, program = materialise(minimal, seeds, tmp)
@@ -1429,7 +1449,14 @@ def main():
     with multiprocessing.Pool(args.jobs, initializer=worker_init, initargs=(opts,)) as pool:
         for target, kinds, findings, seconds, notes, _ in pool.imap_unordered(do_task, tasks(), chunksize=4):
             for k, v in notes.items():
-                notes_total[k] = (notes_total.get(k, 0) + v) if isinstance(v, int) else (notes_total.get(k, []) + v)[:100]
+                if isinstance(v, dict):
+                    d = notes_total.setdefault(k, {})
+                    for n, c in v.items():
+                        d[n] = d.get(n, 0) + c
+                elif isinstance(v, int):
+                    notes_total[k] = notes_total.get(k, 0) + v
+                else:
+                    notes_total[k] = (notes_total.get(k, []) + v)[:100]
             if time.monotonic() - last_report > 300:
                 last_report = time.monotonic()
                 print(f"[{last_report - started:6.0f}s] {inputs} inputs, {inputs / (last_report - started):.1f}/s", flush=True)
@@ -1487,6 +1514,11 @@ def main():
                      f"{summary['by_target'][t]['inputs_per_second']} |")
     lines += ["", f"Programs that ran without error: {100 * summary['programs_ok_fraction']:.1f} %. "
               f"Timeouts in a session that did not recur alone: {notes_total.get('hang_not_reproduced', 0)}."]
+    calls, oks = notes_total.get("builtin_calls", {}), notes_total.get("builtin_ok", {})
+    if calls:
+        never = sorted(n for n in parse_builtin_table() if not oks.get(n))
+        lines += ["", f"Builtins called by programs: {len(calls)}; called in a program that ran without error: "
+                      f"{sum(1 for n in calls if oks.get(n))}" + (f" (not: {', '.join(never)})" if never else "") + "."]
     lines += ["", "| id | class | seen | signature |", "|---|---|---|---|"]
     for s in summary_findings:
         lines.append(f"| {s['id']} | {s['class']} | {s['count']} | `{s['signature']}` |")
