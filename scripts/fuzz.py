@@ -710,7 +710,7 @@ POOLS = {
     "text": ['"hello there"', '"the cat sat on the mat"', '"a"', '"The quick brown fox"', '"é😀 x y"', '"Mary and John went to the park"'],
     "texts": ['["hello there", "the cat"]', '["a b a b a b"]', '["the cat sat", "the cat sat", "x"]'],
     "inputs": ['"hello there"', '["the cat", "a dog"]', "T"],
-    "task": ["T", "T", "T", "ioi(2, seed: 1)", 'task(["hello", "at the"], [" the", " 2024"], [" of", " this"])'],
+    "task": ["T", "T", "T", 'task(["hello", "at the"], [" the", " 2024"], [" of", " this"])'],
     "map": ["R", "RN", "RH", "random_map(R, seed: 2)", "normalize(R)", "rows(R, M)", 'only(R, "mlp")'],
     "mask": ["K", "KN", "bottomk(RN, 0.3)", "topk(R, 0.1)", "threshold(R, 0.01)", 'load("k.safetensors")'],
     "tensor": ["X", "x0", "rand(2, 3, seed: 1)", "arange(6)", "ones(2, 2)", "tensor([[1, 2], [3, 4]])", "zeros(3)"],
@@ -734,13 +734,15 @@ POOLS = {
     "method": ['"lrp"', '"gradient"', '"magnitude"', '"wanda"', '"gradxinput"'],
     "level": ['"weight"', '"neuron"', '"head"', '"hidden"', '"token"', '"row"'],
     "per": ['"global"', '"layer"', '"row"'],
-    "metric": ['"logit_diff"', '"accuracy"', '"kl"'],
+    "metric": ['"logit_diff"', '"accuracy"'],
     "ablation": ['"zero"', '"zero"', '"mean"'],
     "part": ['"mlp"', '"attention"', '"q"', '"up"', '"down"', '"embeddings"', '"layers.0"', '"o_proj"'],
     "order": ['"most"', '"least"'],
     "parameters": ['"linear"', '"all"'],
     "aggregate": ['"mean"', '"mean_abs"'],
-    "by": ['"component"', '"head"', '"layer"'],
+    "by": ['"component"', '"head"'],
+    "svgpath": ['"o.svg"', '"c.svg"'],
+    "tenrecord": ["{a: ones(2, 3), b: zeros(4)}", "{x: X}"],
     "pname": ["keys(params(M))[0]", "keys(params(M))[-1]", '"model.embed_tokens.weight"'],
     "target": ["nil", '" the"', "5"],
     "axis": ["0", "1", "-1"],
@@ -771,12 +773,12 @@ PARAM_POOLS = {
 }
 BUILTIN_POOLS = {
     ("load", "path"): ["inpath"], ("text", "path"): ["inpath"], ("lines", "path"): ["inpath"], ("jsonl", "path"): ["inpath"],
-    ("param", "name"): ["pname"], ("dataset", "name"): ["word"], ("len", "x"): ["list", "text", "record", "tensor"],
+    ("param", "name"): ["pname"], ("plot", "path"): ["svgpath"], ("draw", "path"): ["svgpath"], ("dataset", "name"): ["word"], ("len", "x"): ["list", "text", "record", "tensor"],
     ("type", "x"): ["any"], ("str", "x"): ["any"], ("sparsity", "x"): ["mask", "model"], ("only", "x"): ["map", "mask"],
     ("save", "value"): ["tensor", "map", "mask", "record", "model"], ("sum", "x"): ["tensor", "numlist"],
     ("mean", "x"): ["tensor"], ("plot", "x"): ["word"], ("topk", "t"): ["tensor", "map"], ("threshold", "value"): ["fraction"],
     ("range", "stop"): ["count"], ("arange", "stop"): ["count"], ("split", "separator"): ["word"],
-    ("perplexity", "window"): ["dim"], ("ioi", "n"): ["dim"], ("draw", "path"): ["outpath"], ("heatmap", "path"): ["outpath"],
+    ("perplexity", "window"): ["dim"], ("ioi", "n"): ["dim"], ("heatmap", "path"): ["outpath"],
     ("perturbation", "relevance"): ["tokmap"], ("heatmap", "relevance"): ["tokmap"],
     ("count", "mask"): ["mask"], ("summary", "mask"): ["mask"], ("composition", "mask"): ["mask"],
     ("repetition", "n"): ["dim"], ("sqrt", "x"): ["number"], ("floor", "x"): ["number"], ("round", "x"): ["number"],
@@ -859,6 +861,22 @@ class TypedGen:
             args = [self.pick("model"), text, f"attribute(M, {text}, level: \"token\", method: {method})"]
             if name == "heatmap":
                 args.append(self.pick("outpath"))
+        elif name == "contrast" and self.rng.random() < 0.8:
+            a, b = self.rng.choice([("R", "random_map(R, seed: 3)"), ("RN", "RN"), ("R", "normalize(R)"), ("RH", "random_map(RH)"),
+                                    ("rows(R, M)", "rows(random_map(R), M)")])
+            args = [a, b] + (["normalized: " + self.pick("bool")] if self.rng.random() < 0.3 else [])
+        elif name == "save" and self.rng.random() < 0.8:
+            kind = self.rng.choice(["tensor", "map", "mask", "tenrecord", "model"])
+            path = self.rng.choice(['"m.gguf"', '"mdir"']) if kind == "model" else self.rng.choice(['"a.safetensors"', '"b.safetensors"'])
+            args = [self.pick(kind), path]
+        elif name == "plot" and self.rng.random() < 0.8:
+            args = self.rng.choice([[self.rng.choice(POOLS["series"][:1]), self.pick("svgpath")],
+                                    ["{a: C, b: C}", self.pick("svgpath"), 'x: "kept"', 'y: "score"'],
+                                    ["{a: C}", self.pick("svgpath"), 'x: "fraction"', 'y: "logit_diff"', "log_y: true"]])
+            if self.rng.random() < 0.3:
+                args.append("title: " + self.pick("word"))
+        elif name in ("text", "lines", "jsonl"):
+            args = [self.rng.choice(['"d.jsonl"'] * 4 + ['"t.txt"']) if name == "jsonl" else self.rng.choice(['"t.txt"'] * 4 + ['"d.jsonl"', '"r.safetensors"'])]
         elif name == "load_model":
             args = [self.pick("modelpath")]
         elif name == "print":
@@ -869,7 +887,7 @@ class TypedGen:
                     args.append(self.arg(name, p))
                 elif p != "command" and self.rng.random() < (0.9 if (name, p) in OFTEN else 0.3):
                     args.append(f"{p}: {self.arg(name, p)}")
-        if name in ("curve", "circuit") and self.rng.random() < 0.3:
+        if name in ("curve", "circuit") and self.rng.random() < 0.3 and not any(a.startswith("ablation:") for a in args):
             args.append('ablation: "mean"')  # reference: defaults to the task's prompts
         if self.rng.random() < self.hostile / 2:
             args.append(f"{self.rng.choice(params + ['bogus'])}: {self.wild.expr(1)}")  # twice, or unknown
