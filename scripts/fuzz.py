@@ -371,6 +371,13 @@ def json_get(obj, path):
     return obj
 
 
+def fresh_json(v):
+    """A copy of a HOSTILE_JSON value: inserting the shared list or dict itself let a later
+    mutation of the same case put it inside itself (a cycle json.dumps refuses) and changed
+    it for every later case of the worker."""
+    return json.loads(json.dumps(v))
+
+
 def json_mutate(rng, obj, n):
     """Returns (new object, description). Values swap type, grow huge, nest deeply."""
     obj = json.loads(json.dumps(obj))
@@ -383,7 +390,7 @@ def json_mutate(rng, obj, n):
             continue
         parent, key = json_get(obj, path[:-1]), path[-1]
         if r < 0.45:
-            v = rng.choice(HOSTILE_JSON)
+            v = fresh_json(rng.choice(HOSTILE_JSON))
             notes.append(f"set {list(path)} = {str(v)[:40]}")
         elif r < 0.6:
             other = rng.choice(paths)
@@ -409,7 +416,7 @@ def json_mutate(rng, obj, n):
             elif isinstance(cur, list):
                 v = cur * rng.choice([0, 2, 50]) if len(cur) < 2000 else cur[: len(cur) // 2]
             else:
-                v = rng.choice(HOSTILE_JSON)
+                v = fresh_json(rng.choice(HOSTILE_JSON))
             notes.append(f"tweak {list(path)}")
         try:
             parent[key] = v
@@ -1239,6 +1246,15 @@ LARGE_INPUT = 16384  # characters; larger programs run as script files
 
 
 def do_task(task):
+    """do_one, with a bug in the harness itself counted and shown, not fatal to the run."""
+    try:
+        return do_one(task)
+    except Exception:
+        import traceback
+        return task[1], [], [], 0.0, {"harness_errors": 1, "harness_error_examples": [[task[0], task[1], traceback.format_exc()[-1500:]]]}, task[0]
+
+
+def do_one(task):
     """One input: (case number, target), run in the worker's REPL session. A crash, hang
     or odd exit is rerun alone in a fresh process (with a backtrace) to confirm it and
     get its signature; one that only happens in the session is kept as a transcript."""
@@ -1532,6 +1548,9 @@ def main():
                      f"{summary['by_target'][t]['inputs_per_second']} |")
     lines += ["", f"Programs that ran without error: {100 * summary['programs_ok_fraction']:.1f} %. "
               f"Timeouts in a session that did not recur alone: {notes_total.get('hang_not_reproduced', 0)}."]
+    if notes_total.get("harness_errors"):
+        lines += ["", f"HARNESS ERRORS (inputs not run, a bug in fuzz.py): {notes_total['harness_errors']}; "
+                      "see summary.json, notes.harness_error_examples."]
     calls, oks = notes_total.get("builtin_calls", {}), notes_total.get("builtin_ok", {})
     if calls:
         never = sorted(n for n in parse_builtin_table() if not oks.get(n))
