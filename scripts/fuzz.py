@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
 """Fuzz the sparc binary with hostile model files and generated programs.
 
-Every input runs in a fresh process (files) or in a batch fed to one REPL process
-(programs), under a timeout and an address-space limit. Each run is classified:
+Each worker keeps one `sparc` REPL process (a session) and feeds it one input at a time
+on stdin: a generated program, or a driver that loads a mutated file by path. After each
+input comes a line naming an undefined variable; its error on stderr marks the end of
+the input, so every input gets its own output, time and timeout. The session survives
+errors and is restarted after a crash or hang, or every --batch inputs. Everything runs
+under an address-space limit. Each input is classified:
 
-  ok     exit 0
-  error  exit 1 with an `error:` message (the answer sparc should give to bad input)
-  odd    any other exit status, or exit 1 without an `error:` line
+  ok     ran to the end without an error
+  error  ended in an `error:` message (the answer sparc should give to bad input)
+  odd    the process exited by itself with no signal (or, run alone, exit 1 without `error:`)
   crash  killed by a signal (a Swift trap is SIGILL/SIGTRAP, then SIGSEGV, SIGBUS, SIGABRT…)
-  hang   still running at the timeout
+  hang   still running at the timeout (per input)
 
-Crashes and hangs are de-duplicated by class + signal + the top line of the message
-(`Fatal error: …`), minimised (programs: by lines, then by chunks; files: by dropping
-mutations), and saved under OUT/findings/<id>/ with a `repro.sh`. OUT/summary.json and
-OUT/summary.md hold the counts; docs/RELIABILITY.md explains how to read them.
+A crash, hang or odd exit is rerun alone in a fresh process (with Swift's backtracer) to
+confirm it and get its signature; one that only happens in a session is kept as the
+session's transcript. Findings are de-duplicated by class + signal + the runtime's
+reason + the first frame in Sources/, minimised (programs: by lines, then by chunks;
+files: by dropping mutations), and saved under OUT/findings/<id>/ with a `repro.sh`.
+OUT/summary.json and OUT/summary.md hold the counts; docs/RELIABILITY.md explains how
+to read them.
 
   Quick (CI, ~2 minutes):  python3 scripts/fuzz.py --quick --out /tmp/fuzz
   Long (by hand):          python3 scripts/fuzz.py --minutes 60 --out /tmp/fuzz
@@ -32,6 +39,7 @@ import os
 import random
 import re
 import resource
+import select
 import shutil
 import signal
 import struct
@@ -363,6 +371,13 @@ def json_get(obj, path):
     return obj
 
 
+def fresh_json(v):
+    """A copy of a HOSTILE_JSON value: inserting the shared list or dict itself let a later
+    mutation of the same case put it inside itself (a cycle json.dumps refuses) and changed
+    it for every later case of the worker."""
+    return json.loads(json.dumps(v))
+
+
 def json_mutate(rng, obj, n):
     """Returns (new object, description). Values swap type, grow huge, nest deeply."""
     obj = json.loads(json.dumps(obj))
@@ -375,7 +390,7 @@ def json_mutate(rng, obj, n):
             continue
         parent, key = json_get(obj, path[:-1]), path[-1]
         if r < 0.45:
-            v = rng.choice(HOSTILE_JSON)
+            v = fresh_json(rng.choice(HOSTILE_JSON))
             notes.append(f"set {list(path)} = {str(v)[:40]}")
         elif r < 0.6:
             other = rng.choice(paths)
@@ -401,7 +416,7 @@ def json_mutate(rng, obj, n):
             elif isinstance(cur, list):
                 v = cur * rng.choice([0, 2, 50]) if len(cur) < 2000 else cur[: len(cur) // 2]
             else:
-                v = rng.choice(HOSTILE_JSON)
+                v = fresh_json(rng.choice(HOSTILE_JSON))
             notes.append(f"tweak {list(path)}")
         try:
             parent[key] = v
@@ -674,7 +689,359 @@ class ProgramGen:
         return {"kind": "program", "program": text}
 
 
-PREAMBLE = 'let M = load_model("{model}")\nlet x0 = rand(3, 4, seed: 1)'
+# ---------------------------------------------------------------------------------------
+# Programs, mostly valid: typed argument pools over a prelude of sparc values
+
+# The prelude binds one value of each of sparc's own types, so that most generated calls
+# are well typed and reach the code behind the argument checks. Capitalised names are
+# never assigned by generated programs. PRELUDE_FILES are written into the folder the
+# program runs in (for text, lines, jsonl and load).
+PRELUDE = """let M = load_model("{model}")
+let x0 = rand(3, 4, seed: 1)
+let X = rand(3, 4, seed: 2)
+let T = task(["I went to the", "the relevance of"], [" Tokyo", " the"], [" London", " attention"], name: "t")
+let R = attribute(M, "hello there", method: "magnitude")
+let RN = attribute(M, "the cat sat", level: "neuron", method: "gradient")
+let RH = attribute(M, T, level: "head", method: "gradient")
+let K = bottomk(R, 0.5)
+let KN = topk(RN, 0.2)
+let P = prune(M, K)
+let C = curve(M, T, R, fractions: [0.5, 1])
+save(R, "r.safetensors")
+save(K, "k.safetensors")"""
+PRELUDE_FILES = {"t.txt": "the cat sat on the mat\nhello there\n\na dog ran to the park\n",
+                 "d.jsonl": '{"prompt": {"text": "the cat"}, "a": 1}\n{"prompt": {"text": "hello"}, "a": [1, 2]}\n'}
+
+POOLS = {
+    "model": ["M", "M", "P"],
+    "text": ['"hello there"', '"the cat sat on the mat"', '"a"', '"The quick brown fox"', '"é😀 x y"', '"Mary and John went to the park"'],
+    "texts": ['["hello there", "the cat"]', '["a b a b a b"]', '["the cat sat", "the cat sat", "x"]'],
+    "inputs": ['"hello there"', '["the cat", "a dog"]', "T"],
+    "task": ["T", "T", "T", 'task(["hello", "at the"], [" the", " 2024"], [" of", " this"])'],
+    "map": ["R", "RN", "RH", "random_map(R, seed: 2)", "normalize(R)", "rows(R, M)", 'only(R, "mlp")'],
+    "mask": ["K", "KN", "bottomk(RN, 0.3)", "topk(R, 0.1)", "threshold(R, 0.01)", 'load("k.safetensors")'],
+    "tensor": ["X", "x0", "rand(2, 3, seed: 1)", "arange(6)", "ones(2, 2)", "tensor([[1, 2], [3, 4]])", "zeros(3)"],
+    "number": ["0", "1", "2", "3", "0.5", "-1", "2.5", "10"],
+    "count": ["1", "2", "3", "4"],
+    "fraction": ["0.1", "0.25", "0.5", "0.9", "1"],
+    "numlist": ["[3, 1, 2]", "[0.5, 0.25, 1]", "[1]", "range(5)"],
+    "strlist": ['["b", "a", "c"]', '["x"]', 'split("a b c")'],
+    "list": ["[3, 1, 2]", '["b", "a"]', "[X, 1, \"s\"]", "[]", "range(3)"],
+    "record": ["{a: 1, b: 2}", "params(M)", "config(M)", '{x: [1, 2], y: "s"}'],
+    "word": ['"a"', '"b"', '", "', '" "', '"the"', '"x"'],
+    "bool": ["true", "false"],
+    "fn": ["fn(t) => len(t) > 3", "fn(t) => 1", "fn(t) => false"],
+    "inpath": ['"r.safetensors"', '"k.safetensors"', '"t.txt"', '"d.jsonl"'],
+    "outpath": ['"out.safetensors"', '"o.svg"', '"h.html"', '"outdir"', '"out.gguf"'],
+    "curves": ["[C, C]", "[C]"],
+    "series": ["{a: [[1, 2], [2, 3]], b: [[1, 1], [2, 5]]}", "{a: C}"],
+    "maps": ["{r: R}", "{r: R, n: RN}"],
+    "any": ["1", '"s"', "X", "[1, 2]", "{a: 1}", "R", "K", "M", "T", "nil", "true"],
+    "ids": ["tokenize(M, \"hi there\")", "[1, 2, 3]", "[0]"],
+    "method": ['"lrp"', '"gradient"', '"magnitude"', '"wanda"', '"gradxinput"'],
+    "level": ['"weight"', '"neuron"', '"head"', '"hidden"', '"token"', '"row"'],
+    "per": ['"global"', '"layer"', '"row"'],
+    "metric": ['"logit_diff"', '"accuracy"'],
+    "ablation": ['"zero"', '"zero"', '"mean"'],
+    "part": ['"mlp"', '"attention"', '"q"', '"up"', '"down"', '"embeddings"', '"layers.0"', '"o_proj"'],
+    "order": ['"most"', '"least"'],
+    "parameters": ['"linear"', '"all"'],
+    "aggregate": ['"mean"', '"mean_abs"'],
+    "by": ['"component"', '"head"'],
+    "svgpath": ['"o.svg"', '"c.svg"'],
+    "tenrecord": ["{a: ones(2, 3), b: zeros(4)}", "{x: X}"],
+    "pname": ["keys(params(M))[0]", "keys(params(M))[-1]", '"model.embed_tokens.weight"'],
+    "target": ["nil", '" the"', "5"],
+    "axis": ["0", "1", "-1"],
+    "dim": ["1", "2", "3", "4"],
+    "function": ["len", "attribute", "print", "ioi"],
+    "fractions": ["[0.5, 1]", "[0, 0.25, 0.5]", "[1]"],
+    "sparsities": ["[0.1, 0.5]", "[0]", "[0.25]"],
+}
+
+# What each parameter wants: pools by parameter name, overridden per builtin.
+PARAM_POOLS = {
+    "m": ["model"], "inputs": ["inputs"], "input": ["text"], "prompt": ["text"], "text": ["text"], "method": ["method"],
+    "level": ["level"], "target": ["target"], "batch": ["count"], "absolute": ["bool"], "parameters": ["parameters"],
+    "aggregate": ["aggregate"], "r": ["map"], "relevance": ["map"], "path": ["outpath"], "order": ["order"],
+    "replacement": ["number"], "x": ["number", "tensor"], "start": ["number"], "stop": ["number"], "step": ["count"],
+    "digits": ["count"], "record": ["record"], "list": ["list"], "item": ["any"], "reverse": ["bool"], "items": ["list", "strlist"],
+    "separator": ["word"], "old": ["word"], "new": ["word"], "name": ["word"], "function": ["function"],
+    "name_or_path": ["modelpath"], "special": ["bool"], "ids": ["ids"], "skip_special": ["bool"], "max_tokens": ["count"],
+    "temperature": ["fraction"], "top_k": ["count"], "top_p": ["fraction"], "seed": ["count"], "chat": ["bool"],
+    "window": ["count"], "stride": ["count"], "k": ["fraction", "count"], "per": ["per"], "value": ["fraction"],
+    "mask": ["mask"], "ablation": ["ablation"], "reference": ["task", "text", "texts"], "part": ["part"],
+    "general": ["map"], "undesired": ["map"], "normalized": ["bool"], "values": ["numlist"], "t": ["tensor"], "a": ["axis"],
+    "b": ["axis"], "axis": ["axis"], "n": ["count"], "prompts": ["texts"], "answers": ["strlist"], "foils": ["strlist"],
+    "task": ["task"], "metric": ["metric"], "fractions": ["fractions"], "curves": ["curves"], "keep": ["fraction"],
+    "grid": ["fractions"], "refine": ["count"], "texts": ["texts"], "flag": ["fn"], "samples": ["count"], "maps": ["maps"],
+    "sparsities": ["sparsities"], "series": ["series"], "title": ["word"], "y": ["word"], "log_x": ["bool"], "log_y": ["bool"],
+    "by": ["by"],
+}
+BUILTIN_POOLS = {
+    ("load", "path"): ["inpath"], ("text", "path"): ["inpath"], ("lines", "path"): ["inpath"], ("jsonl", "path"): ["inpath"],
+    ("param", "name"): ["pname"], ("plot", "path"): ["svgpath"], ("draw", "path"): ["svgpath"], ("dataset", "name"): ["word"], ("len", "x"): ["list", "text", "record", "tensor"],
+    ("type", "x"): ["any"], ("str", "x"): ["any"], ("sparsity", "x"): ["mask", "model"], ("only", "x"): ["map", "mask"],
+    ("save", "value"): ["tensor", "map", "mask", "record", "model"], ("sum", "x"): ["tensor", "numlist"],
+    ("mean", "x"): ["tensor"], ("plot", "x"): ["word"], ("topk", "t"): ["tensor", "map"], ("threshold", "value"): ["fraction"],
+    ("range", "stop"): ["count"], ("arange", "stop"): ["count"], ("split", "separator"): ["word"],
+    ("perplexity", "window"): ["dim"], ("ioi", "n"): ["dim"], ("heatmap", "path"): ["outpath"],
+    ("perturbation", "relevance"): ["tokmap"], ("heatmap", "relevance"): ["tokmap"],
+    ("count", "mask"): ["mask"], ("summary", "mask"): ["mask"], ("composition", "mask"): ["mask"],
+    ("repetition", "n"): ["dim"], ("sqrt", "x"): ["number"], ("floor", "x"): ["number"], ("round", "x"): ["number"],
+}
+# Optional parameters worth passing most of the time.
+OFTEN = {("draw", "m"), ("composition", "m"), ("curve", "fractions"), ("circuit", "grid")}
+
+# What some builtins return, so later statements can use the result.
+RETURNS = {
+    "attribute": "map", "rows": "map", "random_map": "map", "normalize": "map", "contrast": "map", "only": "map",
+    "bottomk": "mask", "threshold": "mask", "prune": "model", "load_model": "model", "ioi": "task", "task": "task",
+    "zeros": "tensor", "ones": "tensor", "rand": "tensor", "arange": "tensor", "tensor": "tensor", "reshape": "tensor",
+    "transpose": "tensor", "logits": "tensor", "param": "tensor", "abs": "tensor", "exp": "tensor", "log": "tensor",
+    "tokenize": "ids", "generate": "text", "detokenize": "text", "replace": "text", "join": "text", "str": "text",
+    "split": "strlist", "sort": "list", "append": "list", "range": "numlist", "params": "record", "config": "record",
+    "curve": "curve", "band": "curve", "len": "count", "count": "number", "score": "number", "perplexity": "number",
+}
+
+
+def parse_builtin_table():
+    """{name: (params, required, variadic)} from the Swift tables."""
+    table = {}
+    pattern = re.compile(r'Builtin\("(\w+)"\s*(?:,\s*\[(.*?)\])?\s*(,\s*variadic:\s*true)?', re.S)
+    try:
+        for fn in sorted(os.listdir(BUILTIN_SOURCES)):
+            src = open(os.path.join(BUILTIN_SOURCES, fn), encoding="utf-8").read()
+            for m in pattern.finditer(src):
+                ps = re.findall(r'Parameter\("(\w+)"(\s*,\s*default:)?', m.group(2) or "")
+                table[m.group(1)] = ([p for p, _ in ps], [p for p, d in ps if not d], bool(m.group(3)))
+    except OSError:
+        pass
+    table.pop("toxicity", None)
+    return table
+
+
+class TypedGen:
+    """Mostly well-typed programs over the prelude's values. A controlled fraction of
+    arguments (`hostile`) comes from the hostile generator instead."""
+
+    def __init__(self, rng, table, hostile=0.06):
+        self.rng, self.table, self.hostile = rng, table, hostile
+        self.wild = ProgramGen(rng, {n: (p, v) for n, (p, _, v) in table.items()})
+        self.wild.names = ["x0", "X", "R", "K", "T", "P"]
+        self.vars = {}  # pool -> names bound by this program
+        self.n = 0
+
+    def pick(self, pool):
+        own = self.vars.get(pool, [])
+        if pool == "tokmap":
+            return self.rng.choice(['attribute(M, "hello there", level: "token", method: "gradient")',
+                                    'attribute(M, "the cat sat", level: "token")'])
+        if pool == "modelpath":
+            return '"' + os.path.join(FIXTURES, self.rng.choice(GGUF_SEEDS + [HF_SEED])) + '"'
+        if own and self.rng.random() < 0.5:
+            return self.rng.choice(own)
+        return self.rng.choice(POOLS[pool])
+
+    def arg(self, name, p):
+        if self.rng.random() < self.hostile:
+            return self.wild.argument(p, 2) if self.rng.random() < 0.7 else self.wild.expr(2)
+        pools = BUILTIN_POOLS.get((name, p)) or PARAM_POOLS.get(p) or ["any"]
+        return self.pick(self.rng.choice(pools))
+
+    def call(self, name=None):
+        if name is None:
+            name = self.rng.choice(sorted(self.table))
+        params, required, variadic = self.table[name]
+        args = []
+        if name in ("zeros", "ones", "rand"):
+            args = [self.pick("dim") for _ in range(self.rng.randrange(1, 4))]
+            if name == "rand" and self.rng.random() < 0.5:
+                args.append("seed: " + self.pick("count"))
+        elif name == "reshape":
+            args = [self.pick("tensor")] + self.rng.choice([["-1"], ["2", "-1"], ["1", "-1"], ["12"], ["3", "4"]])
+        elif name in ("min", "max"):
+            args = self.rng.choice([[self.pick("number") for _ in range(self.rng.randrange(1, 4))], [self.pick("numlist")], [self.pick("tensor")]])
+        elif name in ("heatmap", "perturbation") and self.rng.random() < 0.8:
+            text = self.rng.choice(['"hello there"', '"the relevance of attention"'])
+            method = self.rng.choice(['"gradient"', '"lrp"', '"gradxinput"'])
+            args = [self.pick("model"), text, f"attribute(M, {text}, level: \"token\", method: {method})"]
+            if name == "heatmap":
+                args.append(self.pick("outpath"))
+        elif name == "contrast" and self.rng.random() < 0.8:
+            a, b = self.rng.choice([("R", "random_map(R, seed: 3)"), ("RN", "RN"), ("R", "normalize(R)"), ("RH", "random_map(RH)"),
+                                    ("rows(R, M)", "rows(random_map(R), M)")])
+            args = [a, b] + (["normalized: " + self.pick("bool")] if self.rng.random() < 0.3 else [])
+        elif name == "save" and self.rng.random() < 0.8:
+            kind = self.rng.choice(["tensor", "map", "mask", "tenrecord", "model"])
+            path = self.rng.choice(['"m.gguf"', '"mdir"']) if kind == "model" else self.rng.choice(['"a.safetensors"', '"b.safetensors"'])
+            args = [self.pick(kind), path]
+        elif name == "plot" and self.rng.random() < 0.8:
+            args = self.rng.choice([[self.rng.choice(POOLS["series"][:1]), self.pick("svgpath")],
+                                    ["{a: C, b: C}", self.pick("svgpath"), 'x: "kept"', 'y: "score"'],
+                                    ["{a: C}", self.pick("svgpath"), 'x: "fraction"', 'y: "logit_diff"', "log_y: true"]])
+            if self.rng.random() < 0.3:
+                args.append("title: " + self.pick("word"))
+        elif name in ("text", "lines", "jsonl"):
+            args = [self.rng.choice(['"d.jsonl"'] * 4 + ['"t.txt"']) if name == "jsonl" else self.rng.choice(['"t.txt"'] * 4 + ['"d.jsonl"', '"r.safetensors"'])]
+        elif name == "load_model":
+            args = [self.pick("modelpath")]
+        elif name == "print":
+            args = [self.pick(self.rng.choice(["any", "text", "number", "tensor"])) for _ in range(self.rng.randrange(1, 3))]
+        else:
+            for p in params:
+                if p in required:
+                    args.append(self.arg(name, p))
+                elif p != "command" and self.rng.random() < (0.9 if (name, p) in OFTEN else 0.3):
+                    args.append(f"{p}: {self.arg(name, p)}")
+        if name in ("curve", "circuit") and self.rng.random() < 0.3 and not any(a.startswith("ablation:") for a in args):
+            args.append('ablation: "mean"')  # reference: defaults to the task's prompts
+        if self.rng.random() < self.hostile / 2:
+            args.append(f"{self.rng.choice(params + ['bogus'])}: {self.wild.expr(1)}")  # twice, or unknown
+        return name, f"{name}({', '.join(args)})"
+
+    def statement(self):
+        r = self.rng.random()
+        if r < 0.6:
+            name, call = self.call()
+            self.n += 1
+            v = f"v{self.n}"
+            kind = RETURNS.get(name)
+            if kind:
+                self.vars.setdefault(kind, []).append(v)
+            return f"let {v} = {call}"
+        if r < 0.75:
+            return f"print({self.call()[1]})"
+        if r < 0.82:
+            a, b = self.pick("tensor"), self.pick("number")
+            op = self.rng.choice(["+", "-", "*", "/"])
+            idx = self.rng.choice(["[0]", "[-1]", "[0:2]", "[:, 1:]", "[1, 2]", ""])
+            return f"print(({a} {op} {b}){idx})"
+        if r < 0.87:
+            return f"for i in range({self.pick('count')}) {{ print({self.call()[1]}) }}"
+        if r < 0.91:
+            return f"fn f(a) {{ {self.call()[1]} }}\nprint(f(1))"
+        if r < 0.95:
+            return f"let s = \"n = {{{self.call()[1]}}}\"\nprint(len(s))"
+        return f"print({self.pick('map')}.{self.rng.choice(['count', 'summary', 'normalize', 'keys'])}())" \
+            if self.rng.random() < 0.5 else f"print(len(keys({self.pick('map')})))"
+
+    def program(self):
+        r = self.rng.random()
+        if r < 0.05:
+            k, n = self.rng.randrange(ProgramGen.SPECIALS), self.rng.choice([100, 1000, 10000, 100000])
+            return {"kind": "program", "program": self.wild.special(k, n), "special": [k, n]}
+        if r < 0.15:  # the old, mostly hostile generator
+            return self.wild.program()
+        return {"kind": "program", "program": "\n".join(self.statement() for _ in range(self.rng.randrange(1, 5)))}
+
+
+# ---------------------------------------------------------------------------------------
+# A REPL session that runs many inputs, one at a time
+
+SENTINEL = "__fuzz_done_"
+
+
+class Session:
+    """One `sparc` REPL process fed on stdin, one input at a time. After each input comes
+    a line naming an undefined variable: its `error: … unknown name __fuzz_done_N` on
+    stderr (unbuffered, unlike stdout into a pipe) marks the end of the input, so output
+    and time are attributed per input and a hang is caught per input. The session
+    survives errors; it is restarted after a crash, a hang, or `limit` inputs."""
+
+    def __init__(self, binary, cwd, mem_bytes, prelude, prelude_timeout=120, limit=200):
+        self.cwd, self.limit, self.fed, self.n = cwd, limit, 0, 0
+        self.prelude = prelude
+        self.transcript = []  # inputs fed since the start, for a state-dependent finding
+        env = session_env(cwd)
+        self.p = subprocess.Popen([binary], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, preexec_fn=limit_resources(mem_bytes))
+        os.set_blocking(self.p.stdin.fileno(), False)
+        os.set_blocking(self.p.stderr.fileno(), False)
+        out = self.run(prelude, prelude_timeout)
+        self.transcript = []
+        self.prelude_outcome = out
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def close(self):
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.p.stdin, self.p.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def run(self, text, timeout, raw=None):
+        """Runs one input; returns an Outcome (ok, error, crash, hang, odd)."""
+        self.n += 1
+        token = f"{SENTINEL}{self.n}"
+        data = (text + "\n\n\n" + token + "\n\n\n").encode()
+        self.transcript.append(text if raw is None else raw)
+        self.fed += 1
+        err = bytearray()
+        start = time.monotonic()
+        deadline = start + timeout
+        wfd, rfd = self.p.stdin.fileno(), self.p.stderr.fileno()
+        pos = 0
+        mark = f"unknown name {token}".encode()
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                self.close()
+                return Outcome("hang", None, None, clip(err.decode(errors="replace")), now - start)
+            wl = [wfd] if pos < len(data) else []
+            r, w, _ = select.select([rfd], wl, [], min(deadline - now, 1.0))
+            if w:
+                try:
+                    pos += os.write(wfd, data[pos:pos + 65536])
+                except BrokenPipeError:
+                    pos = len(data)
+                except BlockingIOError:
+                    pass
+            if r:
+                try:
+                    chunk = os.read(rfd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:  # the process is gone
+                    rc = self.p.wait()
+                    self.close()
+                    text_err = clip(err.decode(errors="replace"))
+                    if rc < 0:
+                        return Outcome("crash", rc, -rc, text_err, time.monotonic() - start)
+                    return Outcome("odd", rc, None, text_err, time.monotonic() - start)
+                err += chunk
+                at = err.find(mark)
+                if at >= 0 and err.find(b"\n" + token.encode() + b"\n^\n", at) >= 0:
+                    # The sentinel's diagnostic is one write: `<stdin>:1:1: error: unknown
+                    # name TOKEN…`, the source line, a caret. What came before is the input's.
+                    body = err[:err.rfind(b"\n", 0, at) + 1].decode(errors="replace")
+                    kind = "error" if "error" in body else "ok"
+                    if self.fed >= self.limit:
+                        self.close()
+                    return Outcome(kind, 0 if kind == "ok" else 1, None, clip(body), time.monotonic() - start)
+
+
+def session_env(cwd):
+    env = dict(os.environ)
+    env.update({
+        "SPARC_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        "SPARC_HISTORY": "/dev/null",
+        "SPARC_PATH": os.path.join(ROOT, "stdlib"),
+        "HOME": cwd,
+        "SWIFT_BACKTRACE": "enable=no",
+    })
+    return env
+
 
 # ---------------------------------------------------------------------------------------
 # Cases
@@ -785,13 +1152,49 @@ def worker_init(opts):
     _W["opts"] = opts
     _W["seeds"] = Seeds(opts["seed_dir"])
     _W["builtins"] = load_builtins()
-    _W["scratch"] = tempfile.mkdtemp(prefix="sparc-fuzz-")
+    _W["table"] = parse_builtin_table()
+    _W["scratch"] = tempfile.mkdtemp(prefix="sparc-fuzz-")  # one-process runs (confirmation, minimisation)
+    _W["home"] = tempfile.mkdtemp(prefix="sparc-fuzz-session-")  # the REPL session's folder
+    write_prelude_files(_W["home"])
+    _W["session"] = None
+    if multiprocessing.current_process().name != "MainProcess":
+        signal.signal(signal.SIGTERM, worker_exit)  # Pool.terminate(): end the session too
+
+
+def worker_exit(*_):
+    if _W.get("session") is not None:
+        _W["session"].close()
+    shutil.rmtree(_W["home"], ignore_errors=True)
+    shutil.rmtree(_W["scratch"], ignore_errors=True)
+    os._exit(0)
+
+
+def write_prelude_files(folder):
+    for n, text in PRELUDE_FILES.items():
+        with open(os.path.join(folder, n), "w") as f:
+            f.write(text)
 
 
 def fresh_scratch():
     s = _W["scratch"]
     shutil.rmtree(s, ignore_errors=True)
     os.makedirs(s)
+    write_prelude_files(s)
+    return s
+
+
+def session():
+    """The worker's REPL session, started (with the prelude) when there is none."""
+    s = _W.get("session")
+    if s is None or not s.alive():
+        o = _W["opts"]
+        if s is not None:
+            s.close()
+        s = Session(o["binary"], _W["home"], o["mem"], program_preamble(), limit=o["batch"])
+        if s.prelude_outcome.kind != "ok" and not _W.get("warned"):
+            _W["warned"] = True
+            print(f"fuzz: warning: the prelude ended in {s.prelude_outcome.kind}:\n{s.prelude_outcome.stderr[:2000]}", file=sys.stderr)
+        _W["session"] = s
     return s
 
 
@@ -812,7 +1215,7 @@ def write_script(scratch, code):
 
 
 def program_preamble():
-    return PREAMBLE.format(model=os.path.join(FIXTURES, "tiny-gqa.gguf"))
+    return PRELUDE.format(model=os.path.join(FIXTURES, "tiny-gqa.gguf"))
 
 
 def run_program(program):
@@ -822,69 +1225,91 @@ def run_program(program):
     return run_process([o["binary"], write_script(scratch, code)], scratch, o["timeout"], o["mem"])
 
 
+def as_entry(program):
+    """One REPL entry that behaves like a script: parsed whole, stops at the first error,
+    and its names stay local (an input cannot see what an earlier input bound)."""
+    return "if true {\n" + program + "\n}"
+
+
 def repl_transcript(programs):
-    return program_preamble() + "\n\n\n" + "".join(p + "\n\n\n" for p in programs) + ":quit\n"
+    return program_preamble() + "\n\n\n" + "".join(as_entry(p) + "\n\n\n" for p in programs) + ":quit\n"
 
 
 def run_repl(programs, explain=False):
     o = _W["opts"]
     scratch = fresh_scratch()
-    return run_process([o["binary"]], scratch, o["timeout"] * 3, o["mem"], stdin_text=repl_transcript(programs), explain=explain)
+    return run_process([o["binary"]], scratch, o["timeout"] * (len(programs) + 2), o["mem"],
+                       stdin_text=repl_transcript(programs), explain=explain)
 
 
-def run_program_batch(cases):
-    """Feeds programs to one REPL process (errors do not end a REPL session), each ended
-    by blank lines so an unfinished one cannot swallow the next. If the batch crashes or
-    hangs, each program is rerun alone to find the culprit."""
-    o = _W["opts"]
-    scratch = fresh_scratch()
-    programs = [c["program"] for c in cases]
-    out = run_repl(programs)
-    errors = out.stderr.count("error:")
-    if out.kind in ("ok", "error"):
-        return [("ok", None, None)] * (len(programs) - errors) + [("error", None, None)] * min(errors, len(programs)), out.seconds
-    results = []
-    for c in cases:
-        single = run_program(c["program"])
-        results.append((single.kind, single, c))
-    if not any(k in ("crash", "hang", "odd") for k, _, _ in results):
-        # Depends on what earlier entries left in the session: find the shortest failing
-        # prefix (failure is monotone in the prefix), keep it as a REPL transcript.
-        lo, hi = 1, len(programs)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if run_repl(programs[:mid]).kind == out.kind:
-                hi = mid
-            else:
-                lo = mid + 1
-        again = run_repl(programs[:hi], explain=True)  # with a backtrace, for the signature
-        results.append((again.kind, again if again.kind == out.kind else out, {"kind": "repl", "programs": programs[:hi]}))
-    return results, out.seconds
+LARGE_INPUT = 16384  # characters; larger programs run as script files
 
 
 def do_task(task):
-    """One unit of work: (case number, target). Returns what the parent records."""
+    """do_one, with a bug in the harness itself counted and shown, not fatal to the run."""
+    try:
+        return do_one(task)
+    except Exception:
+        import traceback
+        return task[1], [], [], 0.0, {"harness_errors": 1, "harness_error_examples": [[task[0], task[1], traceback.format_exc()[-1500:]]]}, task[0]
+
+
+def do_one(task):
+    """One input: (case number, target), run in the worker's REPL session. A crash, hang
+    or odd exit is rerun alone in a fresh process (with a backtrace) to confirm it and
+    get its signature; one that only happens in the session is kept as a transcript."""
     index, target = task
     o = _W["opts"]
     rng = random.Random(f"{o['seed']}:{index}")
     t0 = time.monotonic()
     if target == "program":
-        gen = ProgramGen(rng, _W["builtins"])
-        cases = [gen.program() for _ in range(o["batch"])]
-        if o["batch"] == 1:
-            out = run_program(cases[0]["program"])
-            res = [(out.kind, out, cases[0])]
-        else:
-            res, _ = run_program_batch(cases)
-        findings = [(k, out.signature(), out.stderr, c, out.seconds)
-                    for k, out, c in res if out is not None and k not in ("ok", "error")]
-        return target, [k for k, _, _ in res], findings, time.monotonic() - t0
-    case = build_case(target, rng, _W["seeds"])
-    out = run_file_case(case)
+        case = TypedGen(rng, _W["table"], hostile=o["hostile"]).program()
+        text, tmp = case["program"], None
+    else:
+        case = build_case(target, rng, _W["seeds"])
+        tmp = os.path.join(_W["home"], f"in-{index}")
+        os.makedirs(tmp)
+        argv_tail, driver = materialise(case, _W["seeds"], tmp)
+        text = driver.replace("args[0]", json.dumps(argv_tail[0]))
+    notes = {}
     findings = []
+    if len(text) > LARGE_INPUT:
+        # A huge generated program (deep nesting, 100 000-term chains): the REPL's line
+        # editor and its re-parse of every unfinished entry make a 250 KB line take
+        # seconds, so these run as script files, one process each.
+        out = run_program(text)
+        if out.kind not in ("ok", "error"):
+            findings.append((out.kind, out.signature(), out.stderr, case, out.seconds))
+        return target, [out.kind], findings, time.monotonic() - t0, {"alone": 1}, index
+    s = session()
+    out = s.run(as_entry(text), o["timeout"], raw=text)
+    transcript = list(s.transcript)
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if target == "program":
+        # Which builtins the input called, and which of those inputs ran without error.
+        called = {n for n in re.findall(r"\b(\w+)\(", text) if n in _W["table"]}
+        notes["builtin_calls"] = {n: 1 for n in called}
+        if out.kind == "ok":
+            notes["builtin_ok"] = {n: 1 for n in called}
     if out.kind not in ("ok", "error"):
-        findings.append((out.kind, out.signature(), out.stderr, case, out.seconds))
-    return target, [out.kind], findings, time.monotonic() - t0
+        alone = run_program(text) if target == "program" else run_file_case(case)
+        if alone.kind == out.kind:
+            findings.append((alone.kind, alone.signature(), alone.stderr, case, alone.seconds))
+        elif out.kind == "hang":
+            # Slow in the session but not alone (a loaded machine, or state): count what
+            # the rerun says, and note it.
+            notes["hang_not_reproduced"] = 1
+            notes["slow"] = [[index, target, round(alone.seconds, 2)]]
+            out = alone
+            if alone.kind not in ("ok", "error"):
+                findings.append((alone.kind, alone.signature(), alone.stderr, case, alone.seconds))
+        elif target == "program":
+            findings.append((out.kind, out.signature() + " (in a session)", out.stderr,
+                             {"kind": "repl", "programs": transcript}, out.seconds))
+        else:
+            findings.append((out.kind, out.signature() + " (in a session)", out.stderr, dict(case, session=True), out.seconds))
+    return target, [out.kind], findings, time.monotonic() - t0, notes, index
 
 
 def minimise(finding, binary, opts):
@@ -970,15 +1395,19 @@ def save_finding(out_dir, fid, finding, minimal, seeds, binary, count):
     meta = {"class": kind, "signature": sig, "count": count, "seconds": round(seconds, 2), "case": minimal}
     with open(os.path.join(d, "stderr.txt"), "w") as f:
         f.write(stderr)
+    if minimal.get("kind") in ("repl", "program"):
+        os.makedirs(os.path.join(d, "files"), exist_ok=True)
+        write_prelude_files(os.path.join(d, "files"))  # what the prelude's text/lines/jsonl read
     if minimal.get("kind") == "repl":
         with open(os.path.join(d, "transcript.txt"), "w") as f:
             f.write(repl_transcript(minimal["programs"]))
-        repro = f'cd "$(mktemp -d)" && SPARC_HISTORY=/dev/null SWIFT_BACKTRACE=enable=yes,interactive=no "{binary}" < "{d}/transcript.txt"\n'
+        repro = (f'cd "$(mktemp -d)" && cp "{d}/files/"* . && SPARC_HISTORY=/dev/null SWIFT_BACKTRACE=enable=yes,interactive=no '
+                 f'"{binary}" < "{d}/transcript.txt"\n')
     elif minimal.get("kind") == "program":
         code = program_preamble() + "\n" + minimal["program"]
         with open(os.path.join(d, "program.sparc"), "w") as f:
             f.write(code + "\n")
-        repro = f'cd "$(mktemp -d)" && SWIFT_BACKTRACE=enable=yes,interactive=no "{binary}" "{d}/program.sparc"\n'
+        repro = f'cd "$(mktemp -d)" && cp "{d}/files/"* . && SWIFT_BACKTRACE=enable=yes,interactive=no "{binary}" "{d}/program.sparc"\n'
     else:
         tmp = tempfile.mkdtemp(prefix="sparc-fuzz-save-")
         argv_tail, program = materialise(minimal, seeds, tmp)
@@ -1012,9 +1441,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="CI mode: ~2 minutes, fewer minimisation runs")
     ap.add_argument("--targets", default="gguf,safetensors,config,tokenizer,standalone,program")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=8, help="seconds per process (a REPL batch gets 3×)")
+    ap.add_argument("--timeout", type=float, default=8, help="seconds per input (a hang is an input still running then)")
     ap.add_argument("--mem-gb", type=float, default=8, help="address-space limit per process")
-    ap.add_argument("--batch", type=int, default=20, help="programs per REPL process (1: one process each)")
+    ap.add_argument("--batch", type=int, default=200, help="inputs per REPL session before it is restarted (1: a fresh process each)")
+    ap.add_argument("--hostile", type=float, default=0.06, help="fraction of program arguments drawn from the hostile generator")
     ap.add_argument("--fail-on-findings", action="store_true", help="exit 1 when a crash or hang is found (CI)")
     args = ap.parse_args()
 
@@ -1029,9 +1459,9 @@ def main():
     make_standalone_seeds(binary, seed_dir)
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    weights = {"gguf": 3, "safetensors": 1.5, "config": 1.5, "tokenizer": 1.5, "standalone": 1, "program": 2}
+    weights = {"gguf": 3, "safetensors": 1.5, "config": 1.5, "tokenizer": 1.5, "standalone": 1, "program": 8}
     opts = {"binary": binary, "seed": args.seed, "timeout": args.timeout, "mem": int(args.mem_gb * (1 << 30)),
-            "batch": args.batch, "seed_dir": seed_dir, "minimise_runs": 40 if args.quick else 150}
+            "batch": args.batch, "hostile": args.hostile, "seed_dir": seed_dir, "minimise_runs": 40 if args.quick else 150}
     if "standalone" in targets and not Seeds(seed_dir).standalone:
         targets.remove("standalone")
 
@@ -1048,8 +1478,22 @@ def main():
     found = {}  # signature -> [finding, count]
     started = time.monotonic()
     inputs = 0
+    notes_total = {}
+    last_report = started
     with multiprocessing.Pool(args.jobs, initializer=worker_init, initargs=(opts,)) as pool:
-        for target, kinds, findings, seconds in pool.imap_unordered(do_task, tasks()):
+        for target, kinds, findings, seconds, notes, _ in pool.imap_unordered(do_task, tasks(), chunksize=4):
+            for k, v in notes.items():
+                if isinstance(v, dict):
+                    d = notes_total.setdefault(k, {})
+                    for n, c in v.items():
+                        d[n] = d.get(n, 0) + c
+                elif isinstance(v, int):
+                    notes_total[k] = notes_total.get(k, 0) + v
+                else:
+                    notes_total[k] = (notes_total.get(k, []) + v)[:100]
+            if time.monotonic() - last_report > 300:
+                last_report = time.monotonic()
+                print(f"[{last_report - started:6.0f}s] {inputs} inputs, {inputs / (last_report - started):.1f}/s", flush=True)
             s = stats.setdefault(target, {})
             for k in kinds:
                 s[k] = s.get(k, 0) + 1
@@ -1076,7 +1520,7 @@ def main():
     seeds = _W["seeds"]
     summary_findings = []
     for n, (key, (f, count, examples)) in enumerate(sorted(found.items())):
-        minimal = minimise(f, binary, opts) if f[0] in ("crash", "odd") else f[3]
+        minimal = minimise(f, binary, opts) if f[0] in ("crash", "odd") and not f[3].get("session") else f[3]
         fid = f"{n:03d}-{f[0]}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
         save_finding(out_dir, fid, f, minimal, seeds, binary, count)
         for i, ex in enumerate(examples):
@@ -1084,11 +1528,14 @@ def main():
         summary_findings.append({"id": fid, "class": f[0], "signature": f[1], "count": count, "target": f[3].get("kind"),
                                  "notes": f[3].get("notes", [])})
     shutil.rmtree(_W["scratch"], ignore_errors=True)
+    shutil.rmtree(_W["home"], ignore_errors=True)
 
     summary = {"seed": args.seed, "binary": binary, "seconds": round(elapsed, 1), "inputs": inputs,
                "inputs_per_second": round(inputs / elapsed, 2), "jobs": args.jobs, "batch": args.batch,
                "by_target": {t: {"counts": stats[t], "inputs_per_second": round(sum(stats[t].values()) / max(seconds_by_target[t], 1e-9) * args.jobs, 2)}
                              for t in stats},
+               "notes": notes_total,
+               "programs_ok_fraction": round(stats.get("program", {}).get("ok", 0) / max(sum(stats.get("program", {}).values()), 1), 3),
                "findings": summary_findings}
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -1099,6 +1546,16 @@ def main():
         bad = lambda k: sum(v for kk, v in c.items() if kk.endswith(k))
         lines.append(f"| {t} | {n} | {c.get('ok', 0)} | {c.get('error', 0)} | {bad('crash')} | {bad('hang')} | {bad('odd')} | "
                      f"{summary['by_target'][t]['inputs_per_second']} |")
+    lines += ["", f"Programs that ran without error: {100 * summary['programs_ok_fraction']:.1f} %. "
+              f"Timeouts in a session that did not recur alone: {notes_total.get('hang_not_reproduced', 0)}."]
+    if notes_total.get("harness_errors"):
+        lines += ["", f"HARNESS ERRORS (inputs not run, a bug in fuzz.py): {notes_total['harness_errors']}; "
+                      "see summary.json, notes.harness_error_examples."]
+    calls, oks = notes_total.get("builtin_calls", {}), notes_total.get("builtin_ok", {})
+    if calls:
+        never = sorted(n for n in parse_builtin_table() if not oks.get(n))
+        lines += ["", f"Builtins called by programs: {len(calls)}; called in a program that ran without error: "
+                      f"{sum(1 for n in calls if oks.get(n))}" + (f" (not: {', '.join(never)})" if never else "") + "."]
     lines += ["", "| id | class | seen | signature |", "|---|---|---|---|"]
     for s in summary_findings:
         lines.append(f"| {s['id']} | {s['class']} | {s['count']} | `{s['signature']}` |")
