@@ -52,7 +52,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "Tests", "SparcModelTests", "Fixtures")
 BUILTIN_SOURCES = os.path.join(ROOT, "Sources", "SparcLang", "Builtins")
 
-GGUF_SEEDS = ["tiny-gqa.gguf", "tiny-tied.gguf", "tiny-quant.gguf"]
+GGUF_SEEDS = ["tiny-gqa.gguf", "tiny-tied.gguf", "tiny-quant.gguf", "families/gemma3-six.gguf"]
 HF_SEED = "tiny-gqa"  # folder: config.json, model.safetensors, tokenizer.json
 
 # ---------------------------------------------------------------------------------------

@@ -477,7 +477,11 @@ def check_export(folder, name):
     suffix = "-gemma3" if name in GEMMA_SPECS else ""
     meta = json.load(open(os.path.join(FAMILIES, f"references{suffix}.json")))
     stored = load_file(os.path.join(FAMILIES, f"references{suffix}.safetensors"))
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    # transformers ≥ 4.56 names it dtype, older releases torch_dtype (4.52 is checked too).
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    except TypeError:
+        model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager").eval()
     print(f"loaded {type(model).__name__} from {folder}")
     text = "The model prunes the least relevant weights."
     try:
