@@ -158,7 +158,13 @@ extension Model {
         guard window >= 2 else { throw ModelError.invalidInput("window must be at least 2 tokens") }
         guard stride >= 1 && stride <= window else { throw ModelError.invalidInput("stride must be in 1...window") }
         guard ids.count >= 2 else { throw ModelError.invalidInput("perplexity needs at least 2 tokens") }
-        try validate(ids)
+        // Each window runs alone, so the text may be longer than the context; a window may not.
+        guard min(window, ids.count) <= config.maxPositions else {
+            throw ModelError.invalidInput("window \(window) exceeds the model's context length (\(config.maxPositions))")
+        }
+        if let bad = ids.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw ModelError.invalidInput("token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
         var nll = 0.0, count = 0, windows = 0, scoredUpTo = 1, begin = 0
         while true {
             try Interrupt.check()

@@ -114,6 +114,12 @@ import SparcFormats
         #expect { _ = try m.logits([]) } throws: { "\($0)".contains("empty input") }
         #expect { _ = try m.logits([1, 384]) } throws: { "\($0)".contains("token id 384 is outside the vocabulary") }
         #expect { _ = try m.perplexity([1, 2, 3], window: 1) } throws: { "\($0)".contains("window") }
+        // A text longer than the context is fine in windows that fit it, and equals the
+        // average over its windows; a window longer than the context is not.
+        let long = (0..<300).map { ($0 * 37 + 11) % 384 }
+        #expect(try m.perplexity(long, window: 128).predictedTokens == 299)
+        #expect { _ = try m.perplexity(long, window: 200) } throws: { "\($0)".contains("exceeds the model's context length (128)") }
+        #expect { _ = try m.perplexity([1, 2, 384], window: 2) } throws: { "\($0)".contains("token id 384") }
         #expect { _ = try m.generate([1], maxTokens: -1) } throws: { "\($0)".contains("max_tokens") }
         #expect { _ = try m.logits([Int](repeating: 3, count: 129)) } throws: { "\($0)".contains("exceed the model's context length (128)") }
         #expect { _ = try m.generate([1, 2], maxTokens: 1 << 40) } throws: { "\($0)".contains("context length") }
