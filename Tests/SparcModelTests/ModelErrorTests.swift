@@ -28,6 +28,20 @@ import SparcFormats
         }
     }
 
+    /// A Gemma 3 config with 2³²−1 layers (found by the fuzzer in a GGUF) is refused before
+    /// anything is sized by the layer count: the sliding-layer pattern was built first.
+    @Test func gemmaLayerCountIsCheckedBeforeThePattern() throws {
+        let dir = try TempDir()
+        let folder = dir.file("gemma")
+        try FileManager.default.copyItem(atPath: Fixtures.path("families/gemma3-six"), toPath: folder)
+        try editConfig(folder) { j in
+            j["num_hidden_layers"] = 4_294_967_295
+            j["layer_types"] = nil
+            j["sliding_window_pattern"] = 6
+        }
+        expectError(folder, "num_hidden_layers = 4294967295")
+    }
+
     @Test func missingTokenizer() throws {
         let dir = TempDir()
         let folder = try folderCopy(dir)

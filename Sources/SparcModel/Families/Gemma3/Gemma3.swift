@@ -58,10 +58,18 @@ public struct Gemma3: Architecture {
             // Older configs: every pattern-th layer is global (transformers' default 6).
             let pattern = try j.int("sliding_window_pattern") ?? j.int("_sliding_window_pattern") ?? 6
             guard pattern > 0 else { throw FormatError(file, "config.json: sliding_window_pattern must be positive") }
-            c.slidingLayers = (0..<c.numLayers).map { ($0 + 1) % pattern != 0 }
+            c.slidingLayers = try Gemma3.everyNthGlobal(pattern, layers: c.numLayers, file: file)
         }
         Gemma3.style(&c)
         return c
+    }
+
+    /// Sliding layers with every `pattern`-th one global. The layer count is checked first:
+    /// the config's other checks come later, and a count from a hostile file would size
+    /// this array (the fuzzer's 2³²−1 layers took 16 s and 4 GB before any error).
+    static func everyNthGlobal(_ pattern: Int, layers: Int, file: String) throws -> [Bool] {
+        guard layers > 0 && layers <= 4096 else { throw FormatError(file, "invalid config: num_hidden_layers = \(layers)") }
+        return (0..<layers).map { ($0 + 1) % pattern != 0 }
     }
 
     /// Global layers: `rope_theta` (Gemma 3's default 1e6) and `rope_scaling`; local layers:
@@ -104,7 +112,7 @@ public struct Gemma3: Architecture {
         if let pattern = md["gemma3.attention.sliding_window_pattern"]?.array {
             c.slidingLayers = pattern.map { $0.bool ?? ($0.int.map { $0 != 0 } ?? false) }
         } else {
-            c.slidingLayers = (0..<c.numLayers).map { ($0 + 1) % 6 != 0 }
+            c.slidingLayers = try Gemma3.everyNthGlobal(6, layers: c.numLayers, file: gguf.path)
         }
         c.queryPreAttentionScalar = Double(c.numLayers == 62 ? c.hiddenSize / c.numHeads : c.headDim)
         Gemma3.style(&c)
