@@ -65,26 +65,12 @@ extension Model {
 
     /// Continues `prompt` with up to `maxTokens` new tokens, using a KV cache. Greedy
     /// unless `sampling` says otherwise. Stops after an EOS token (which is included).
+    /// `onToken` gets each new token as it is chosen.
     public func generate(_ prompt: [Int], maxTokens: Int, sampling: Sampling = .greedy, stopAtEOS: Bool = true,
                          onToken: (Int) -> Void = { _ in }) throws -> [Int] {
-        guard maxTokens >= 0 else { throw ModelError.invalidInput("max_tokens must be ≥ 0") }
-        try Self.check(sampling)
-        try validate(prompt, extraPositions: maxTokens)
-        if maxTokens == 0 { return [] }
-        var sampler = Sampler(sampling)
-        let cache = KVCache(config: config, capacity: prompt.count + maxTokens)
-        var out: [Int] = []
-        var next = forward([prompt], caches: [cache], logitRows: .last)[0]
-        let stops = stopTokenIds
-        while true {
-            try Interrupt.check()
-            let id = next.withUnsafeBufferPointer { sampler.pick($0) }
-            out.append(id)
-            onToken(id)
-            if out.count == maxTokens || (stopAtEOS && stops.contains(id)) { break }
-            next = forward([[id]], caches: [cache], logitRows: .last)[0]
-        }
-        return out
+        try generate(batch: [prompt], maxTokens: maxTokens, samplings: [sampling], stopAtEOS: stopAtEOS) { step in
+            for (_, id) in step { onToken(id) }
+        }[0]
     }
 
     /// Continues several prompts at once, each as `generate` would alone: one KV cache per
@@ -92,9 +78,9 @@ extension Model {
     /// row-wise without padding, so each step streams the weights once for the whole batch
     /// instead of once per sequence. `samplings`: one per prompt (seeded sampling stays
     /// reproducible per prompt), or one for all. `stopTokens` replaces the model's EOS ids.
-    /// `onStep` gets the number of sequences still running after each step.
+    /// `onStep` gets the tokens chosen at each step, as (sequence, token) pairs.
     public func generate(batch prompts: [[Int]], maxTokens: Int, samplings: [Sampling] = [.greedy], stopAtEOS: Bool = true,
-                         stopTokens: Set<Int>? = nil, onStep: (Int) -> Void = { _ in }) throws -> [[Int]] {
+                         stopTokens: Set<Int>? = nil, onStep: ([(sequence: Int, token: Int)]) -> Void = { _ in }) throws -> [[Int]] {
         guard !prompts.isEmpty else { return [] }
         guard samplings.count == 1 || samplings.count == prompts.count else {
             throw ModelError.invalidInput("give one sampling setting, or one per prompt (\(prompts.count))")
@@ -111,14 +97,15 @@ extension Model {
         var logits = forward(prompts, caches: caches, logitRows: .last)
         while true {
             try Interrupt.check()
-            var still: [Int] = []
+            var still: [Int] = [], step: [(sequence: Int, token: Int)] = []
             for (row, i) in running.enumerated() {
                 let id = logits[row].withUnsafeBufferPointer { samplers[i].pick($0) }
                 out[i].append(id)
+                step.append((i, id))
                 if out[i].count < maxTokens && !(stopAtEOS && stops.contains(id)) { still.append(i) }
             }
             running = still
-            onStep(running.count)
+            onStep(step)
             if running.isEmpty { return out }
             logits = forward(running.map { [out[$0].last!] }, caches: running.map { caches[$0] }, logitRows: .last)
         }
