@@ -142,13 +142,14 @@ public enum Pruning {
             throw MaskError.invalid("mean ablation needs biases that a \(config.architecture) model cannot hold; use ablation: \"zero\"")
         }
         // b_original + Δ: the pruned bias of a removed row is replaced by the row's mean output.
-        var runtime = layout.runtimeParameters(parameters)
+        // Only the bias tensors are unpacked (GPT-2's fused c_attn.bias with all its pieces).
+        let touched = Set(deltas.keys.map { layout.tensor(holding: $0)!.name })
+        var runtime = layout.runtimeParameters(parameters.filter { touched.contains($0.key) })
         for (key, delta) in deltas {
             let original = model.runtimeParameters[key] ?? Tensor(zeros: [delta.count])
             runtime[key] = original.withUnsafeBufferPointer { b in Tensor(shape: [delta.count]) { for i in 0..<delta.count { $0[i] = b[i] + delta[i] } } }
         }
-        let touched = Set(deltas.keys.map { layout.tensor(holding: $0)!.name })
-        for (name, t) in layout.checkpointTensors(runtime) where touched.contains(name) { added[name] = t }
+        for (name, t) in layout.checkpointTensors(runtime) { added[name] = t }
         return try model.replacing(added, config: config)
     }
 
