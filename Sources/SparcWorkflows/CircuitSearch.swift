@@ -111,8 +111,7 @@ public enum CircuitSearch {
              _ metric: ContrastTask.Metric, _ ablation: Pruning.Ablation) throws {
             self.model = model; self.task = task; self.ranking = ranking
             self.scope = scope; self.metric = metric; self.ablation = ablation
-            reference = try task.logProbabilities(model)
-            full = try task.evaluate(model)
+            (full, reference) = try task.evaluateKeepingReference(model)
         }
 
         func evaluate(kept: Double) throws -> (point: Point, circuit: Mask) {
@@ -146,12 +145,17 @@ public enum CircuitSearch {
         ]
         return first.indices.map { i in
             Band(kept: first[i].kept, curves: curves.count, measures: measures.map { name, f in
-                let xs = curves.map { f($0[i]) }
-                let mean = xs.reduce(0, +) / Double(xs.count)
-                let variance = xs.count < 2 ? 0 : xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count - 1)
-                return (name, mean, variance.squareRoot())
+                let (mean, std) = meanAndStandardDeviation(curves.map { f($0[i]) })
+                return (name, mean, std)
             })
         }
+    }
+
+    /// The mean and the sample standard deviation (0 for fewer than two values).
+    public static func meanAndStandardDeviation(_ xs: [Double]) -> (mean: Double, std: Double) {
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        let variance = xs.count < 2 ? 0 : xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count - 1)
+        return (mean, variance.squareRoot())
     }
 
     // MARK: what a circuit is made of

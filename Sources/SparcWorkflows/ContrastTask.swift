@@ -87,19 +87,27 @@ public struct ContrastTask: Sendable {
         public func value(_ metric: Metric) -> Double { metric == .logitDifference ? logitDifference : accuracy }
     }
 
-    /// The next-token log-probabilities after each prompt (the reference for `evaluate`'s KL).
-    public func logProbabilities(_ model: Model, batch: Int = 16) throws -> [[Float]] {
-        var out: [[Float]] = []
-        try forEachLastLogits(model, batch: batch) { _, logits in out.append(Self.logSoftmax(logits)) }
-        return out
+    /// The task metrics of a model; with `reference` (the full model's next-token
+    /// log-probabilities, from `evaluateKeepingReference`), also the KL to it.
+    public func evaluate(_ model: Model, reference: [[Float]]? = nil, batch: Int = 16) throws -> Evaluation {
+        try evaluate(model, reference: reference, keepLogProbabilities: false, batch: batch).evaluation
     }
 
-    public func evaluate(_ model: Model, reference: [[Float]]? = nil, batch: Int = 16) throws -> Evaluation {
+    /// The full model's metrics and its next-token log-probabilities after each prompt (the
+    /// reference for `evaluate`'s KL), from the same forward passes.
+    public func evaluateKeepingReference(_ model: Model, batch: Int = 16) throws -> (evaluation: Evaluation, reference: [[Float]]) {
+        try evaluate(model, reference: nil, keepLogProbabilities: true, batch: batch)
+    }
+
+    private func evaluate(_ model: Model, reference: [[Float]]?, keepLogProbabilities: Bool,
+                          batch: Int) throws -> (evaluation: Evaluation, reference: [[Float]]) {
         var diff = 0.0, correct = 0, kl = 0.0
+        var kept: [[Float]] = []
         try forEachLastLogits(model, batch: batch) { i, logits in
             let d = Double(logits[answers[i]]) - Double(logits[foils[i]])
             diff += d
             if d > 0 { correct += 1 }
+            if keepLogProbabilities { kept.append(Self.logSoftmax(logits)) }
             if let p = reference?[i] {
                 let q = Self.logSoftmax(logits)
                 var s = 0.0
@@ -108,7 +116,7 @@ public struct ContrastTask: Sendable {
             }
         }
         let n = Double(prompts.count)
-        return Evaluation(logitDifference: diff / n, accuracy: Double(correct) / n, kl: kl / n)
+        return (Evaluation(logitDifference: diff / n, accuracy: Double(correct) / n, kl: kl / n), kept)
     }
 
     private func forEachLastLogits(_ model: Model, batch: Int, _ body: (Int, [Float]) throws -> Void) throws {

@@ -78,9 +78,8 @@ enum WorkflowBuiltins {
                         guard case .number(let x)? = c[i][key] else { throw SparcError(.value, "band: point \(i) of a curve has no number \(key)") }
                         return x
                     }
-                    let mean = xs.reduce(0, +) / Double(xs.count)
+                    let (mean, std) = CircuitSearch.meanAndStandardDeviation(xs)
                     if key == "kept", xs.contains(where: { $0 != mean }) { throw SparcError(.value, "band: the curves are not on the same fractions (point \(i))") }
-                    let std = xs.count < 2 ? 0 : (xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count - 1)).squareRoot()
                     fields.append((key, .number(mean)))
                     if key != "kept" { fields.append((key + "_std", .number(std))) }
                 }
