@@ -52,8 +52,9 @@ public final class ActivationTrace: @unchecked Sendable {
     func begin(tokens: [[Int]], starts: [Int], heads: Int) {
         self.tokens = tokens
         self.starts = starts
-        let bytes = layers.count * heads * tokens.reduce(0) { $0 + $1.count * $1.count } * MemoryLayout<Float>.size
-        let keep = bytes <= Attention.storedProbabilityLimit
+        // In Double: layers × heads × Σ rows² overflows Int for long inputs of a wide model.
+        let bytes = Double(layers.count) * Double(heads) * tokens.reduce(0.0) { $0 + Double($1.count) * Double($1.count) } * 4
+        let keep = bytes <= Double(Attention.storedProbabilityLimit)
         for l in layers.indices {
             layers[l].attention.probabilities = keep ? tokens.map { Tensor(zeros: [heads, $0.count, $0.count]) } : []
         }
