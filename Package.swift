@@ -5,13 +5,16 @@ import PackageDescription
 // SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) →
 // SparcAttribution (AttnLRP and baselines) → SparcPruning (masks, pruning) →
 // SparcWorkflows (tasks, circuits, behaviour metrics, charts) → SparcLang (the sparc
-// language) → sparc (CLI and REPL).
+// language) → sparc (CLI and REPL). Beside them at the bottom, CMPI → SparcCluster: the
+// processes of an `mpirun` job (MPI loaded at run time), which attribution, workflows and
+// the language use to shard samples and split evaluations.
 let package = Package(
     name: "sparc",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sparc", targets: ["sparc"]),
         .library(name: "SparcTensor", targets: ["SparcTensor"]),
+        .library(name: "SparcCluster", targets: ["SparcCluster"]),
         .library(name: "SparcFormats", targets: ["SparcFormats"]),
         .library(name: "SparcModel", targets: ["SparcModel"]),
         .library(name: "SparcAttribution", targets: ["SparcAttribution"]),
@@ -31,26 +34,30 @@ let package = Package(
         ),
         .target(name: "CEditLine", linkerSettings: [.linkedLibrary("edit")]),
         .target(name: "CAllocator"),
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "SparcCluster", dependencies: ["CMPI"]),
         .target(name: "SparcTensor", dependencies: ["CBLAS", "CAllocator"]),
         .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
         .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats",
                                                    .product(name: "HeapModule", package: "swift-collections")]),
-        .target(name: "SparcAttribution", dependencies: ["SparcModel", "SparcTensor"]),
+        .target(name: "SparcAttribution", dependencies: ["SparcModel", "SparcTensor", "SparcCluster"]),
         .target(name: "SparcPruning", dependencies: ["SparcAttribution", "SparcModel", "SparcTensor"]),
-        .target(name: "SparcWorkflows", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
-        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcAttribution", "SparcPruning", "SparcWorkflows", "SparcTensor"]),
+        .target(name: "SparcWorkflows", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor", "SparcCluster"]),
+        .target(name: "SparcLang", dependencies: ["SparcModel", "SparcAttribution", "SparcPruning", "SparcWorkflows", "SparcTensor", "SparcCluster"]),
         .executableTarget(
             name: "sparc",
             dependencies: [
                 "SparcModel",
                 "SparcAttribution",
                 "SparcLang",
+                "SparcCluster",
                 "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SparcTensorTests", dependencies: ["SparcTensor"]),
-        .testTarget(name: "SparcAttributionTests", dependencies: ["SparcAttribution", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "SparcClusterTests", dependencies: ["SparcCluster"]),
+        .testTarget(name: "SparcAttributionTests", dependencies: ["SparcAttribution", "SparcModel", "SparcFormats", "SparcTensor", "SparcCluster"], exclude: ["Fixtures"]),
         .testTarget(name: "SparcPruningTests", dependencies: ["SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
         .testTarget(name: "SparcWorkflowsTests", dependencies: ["SparcWorkflows", "SparcPruning", "SparcAttribution", "SparcModel", "SparcTensor"]),
         .testTarget(name: "SparcLangTests", dependencies: ["SparcLang", "SparcModel", "SparcFormats", "SparcTensor"], exclude: ["scripts"]),

@@ -1,4 +1,5 @@
 import Foundation
+import SparcCluster
 import SparcModel
 import SparcTensor
 
@@ -108,12 +109,15 @@ public enum Attribution {
     /// runs its own backward pass.
     /// `parameters`: which parameters a weight-level map covers (the block linear weights
     /// unless biases, norms, embeddings or the head are asked for too).
+    /// `world`: the processes sharing the work (`mpirun`): each takes a contiguous shard of
+    /// the samples and the sums are combined in float64, so every rank ends with the map of
+    /// all samples.
     public static func attribute(_ model: Model, samples: [AttributionSample], method: AttributionMethod = .lrp,
                                  level: AttributionLevel = .weight, batchSize: Int = 8, absolute: Bool = false,
-                                 parameters: ParameterGroups = .linear,
+                                 parameters: ParameterGroups = .linear, world: World = .current,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> RelevanceMap {
         var map = try compute(model, samples: samples, method: method, level: level == .row ? .weight : level,
-                              batchSize: batchSize, absolute: absolute, groups: parameters, progress: progress)
+                              batchSize: batchSize, absolute: absolute, groups: parameters, world: world, progress: progress)
         if level == .row { map = try rows(of: map, model: model) }
         func kind(_ t: AttributionTarget) -> String {
             switch t {
@@ -131,7 +135,7 @@ public enum Attribution {
 
     private static func compute(_ model: Model, samples: [AttributionSample], method: AttributionMethod,
                                 level: AttributionLevel, batchSize: Int, absolute: Bool, groups: ParameterGroups,
-                                progress: (Int, Int) -> Void) throws -> RelevanceMap {
+                                world: World, progress: (Int, Int) -> Void) throws -> RelevanceMap {
         guard !samples.isEmpty else { throw AttributionError.invalid("attribute needs at least one sample") }
         guard batchSize >= 1 else { throw AttributionError.invalid("batch must be at least 1") }
         guard !groups.isEmpty else { throw AttributionError.invalid("no parameters to attribute") }
@@ -170,9 +174,11 @@ public enum Attribution {
         var absoluteSums: [ParameterKey: Tensor] = [:]
         var done = 0
         let step = perSampleAbsolute ? 1 : batchSize
-        for start in stride(from: 0, to: samples.count, by: step) {
+        // Whole batches per rank, so each sample's pass is the one-process pass.
+        let mine = world.shard(batches: samples.count, of: step)
+        for start in stride(from: mine.lowerBound, to: mine.upperBound, by: step) {
             try Interrupt.check()
-            let batch = Array(samples[start..<min(start + step, samples.count)])
+            let batch = Array(samples[start..<min(start + step, mine.upperBound)])
             let needsEveryPosition = batch.contains { $0.target == .languageModeling }
             let (logits, trace) = try model.tracedLogits(batch: batch.map(\.ids), lastOnly: forwardOnly || !needsEveryPosition)
             if forwardOnly {
@@ -196,7 +202,29 @@ public enum Attribution {
                 }
             }
             done += batch.count
-            progress(done, samples.count)
+            // This rank's share, scaled to the whole (ranks advance alike).
+            progress(min(samples.count, done * world.size), samples.count)
+        }
+        if world.size > 1 {
+            // Every rank adds the other ranks' sums; a rank without samples adds zeros.
+            explained = try world.gather(explained)
+            if forwardOnly {
+                try inputStatistics.combine(model, world)
+            } else if perSampleAbsolute {
+                for key in keys { try world.sum(&absoluteSums[key, default: Tensor(zeros: model.runtimeParameters[key]!.shape)]) }
+            } else if wantWeights {
+                for key in keys { try world.sum(&grads.parameters[key, default: Tensor(zeros: model.runtimeParameters[key]!.shape)]) }
+            } else if level == .neuron || level == .head {
+                let none = [Tensor](repeating: Tensor(zeros: [0]), count: c.numLayers)
+                if grads.mlpUnits.count != c.numLayers { grads.mlpUnits = none }
+                if grads.attentionChannels.count != c.numLayers { grads.attentionChannels = none }
+                for l in 0..<c.numLayers {
+                    try world.sum(&grads.mlpUnits[l], count: c.intermediateSize)
+                    try world.sum(&grads.attentionChannels[l], count: c.numHeads * c.headDim)
+                }
+            } else if level == .token || level == .hidden {
+                perSample = try world.gather(perSample.map { $0.map(NamedTensor.init) }).map { $0.map(\.pair) }
+            }
         }
 
         let count = Float(samples.count)
@@ -350,14 +378,22 @@ public enum Attribution {
         var sums: [ParameterKey: [Double]] = [:]
         var tokens = 0
 
+        /// The linear layers whose inputs are summed.
+        static func roles(gated: Bool) -> [ParameterRole] { [.query, .key, .value, .output, .up, .down] + (gated ? [.gate] : []) }
+
+        static func input(_ role: ParameterRole, _ a: ActivationTrace.Layer) -> Tensor {
+            switch role {
+            case .query, .key, .value: return a.attentionInput
+            case .output: return a.attentionOutput
+            case .up, .gate: return a.mlpInput
+            default: return a.mlpProduct
+            }
+        }
+
         mutating func add(_ trace: ActivationTrace, _ statistic: Statistic, gated: Bool) {
             for (l, a) in trace.layers.enumerated() {
-                var inputs: [(ParameterRole, Tensor)] = [
-                    (.query, a.attentionInput), (.key, a.attentionInput), (.value, a.attentionInput),
-                    (.output, a.attentionOutput), (.up, a.mlpInput), (.down, a.mlpProduct),
-                ]
-                if gated { inputs.append((.gate, a.mlpInput)) }
-                for (role, x) in inputs {
+                for role in InputStatistics.roles(gated: gated) {
+                    let x = InputStatistics.input(role, a)
                     let key = ParameterKey(role, layer: l)
                     let rows = x.shape[0], width = x.shape[1]
                     var acc = sums[key] ?? [Double](repeating: 0, count: width)
@@ -380,19 +416,36 @@ public enum Attribution {
         }
 
         func means(_ key: ParameterKey) -> [Float] { sums[key]!.map { Float($0 / Double(tokens)) } }
+
+        /// The sums over every rank's tokens (keys in layout order; zeros where a rank saw none).
+        mutating func combine(_ model: Model, _ world: World) throws {
+            guard world.size > 1 else { return }
+            let roles = InputStatistics.roles(gated: model.config.gatedMLP)
+            for l in 0..<model.config.numLayers {
+                for role in roles {
+                let key = ParameterKey(role, layer: l)
+                var acc = sums[key] ?? [Double](repeating: 0, count: model.runtimeParameters[key]!.shape[1])
+                try world.sum(&acc)
+                sums[key] = acc
+                }
+            }
+            tokens = try world.sum(tokens)
+        }
     }
 
     /// The mean input of every block linear layer over the tokens of `prompts` (runtime
     /// keys, `[in]` each): what mean ablation puts in place of a pruned weight's, unit's or
     /// head's contribution (Wang et al. 2023; ACDC).
-    public static func inputMeans(_ model: Model, prompts: [[Int]], batchSize: Int = 8) throws -> [ParameterKey: [Float]] {
+    public static func inputMeans(_ model: Model, prompts: [[Int]], batchSize: Int = 8, world: World = .current) throws -> [ParameterKey: [Float]] {
         guard !prompts.isEmpty else { throw AttributionError.invalid("mean ablation needs at least one reference prompt") }
         var statistics = InputStatistics()
-        for start in stride(from: 0, to: prompts.count, by: max(batchSize, 1)) {
+        let mine = world.shard(batches: prompts.count, of: max(batchSize, 1))
+        for start in stride(from: mine.lowerBound, to: mine.upperBound, by: max(batchSize, 1)) {
             try Interrupt.check()
-            let (_, trace) = try model.tracedLogits(batch: Array(prompts[start..<min(start + max(batchSize, 1), prompts.count)]), lastOnly: true)
+            let (_, trace) = try model.tracedLogits(batch: Array(prompts[start..<min(start + max(batchSize, 1), mine.upperBound)]), lastOnly: true)
             statistics.add(trace, .signed, gated: model.config.gatedMLP)
         }
+        try statistics.combine(model, world)
         return statistics.sums.mapValues { $0.map { Float($0 / Double(statistics.tokens)) } }
     }
 
@@ -462,4 +515,29 @@ public enum Attribution {
     static func headSums(_ channels: [Float], heads: Int, headDim: Int) -> Tensor {
         Tensor(shape: [heads], values: (0..<heads).map { h in channels[(h * headDim)..<((h + 1) * headDim)].reduce(0, +) })
     }
+}
+
+// MARK: combining the ranks' sums (`World`)
+
+extension World {
+    /// A tensor summed over ranks in place.
+    func sum(_ t: inout Tensor) throws {
+        try t.withUnsafeMutableBufferPointer { try sum($0) }
+    }
+
+    /// A per-layer accumulator summed over ranks; a rank that saw no samples has an empty
+    /// one and contributes zeros of the given length.
+    func sum(_ t: inout Tensor, count: Int) throws {
+        if t.count != count { t = Tensor(zeros: [count]) }
+        try sum(&t)
+    }
+}
+
+/// A named tensor as it travels between ranks (token- and hidden-level maps per sample).
+struct NamedTensor: Codable {
+    let name: String
+    let shape: [Int]
+    let values: [Float]
+    init(_ pair: (String, Tensor)) { name = pair.0; shape = pair.1.shape; values = pair.1.scalars }
+    var pair: (String, Tensor) { (name, Tensor(shape: shape, values: values)) }
 }

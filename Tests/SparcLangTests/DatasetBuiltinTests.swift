@@ -52,8 +52,8 @@ import Testing
         let venv = dir.path + "/venvs/profanity-check"
         try FileManager.default.createDirectory(atPath: venv + "/bin", withIntermediateDirectories: true)
         let fake = "#!/bin/sh\n# $1 is the scorer script\nwhile read -r line; do echo 0.25; done\n"
-        FileManager.default.createFile(atPath: venv + "/bin/python", contents: Data(fake.utf8), attributes: [.posixPermissions: 0o755])
-        FileManager.default.createFile(atPath: venv + "/sparc-score.py", contents: Data())
+        _ = FileManager.default.createFile(atPath: venv + "/bin/python", contents: Data(fake.utf8), attributes: [.posixPermissions: 0o755])
+        _ = FileManager.default.createFile(atPath: venv + "/sparc-score.py", contents: Data())
         let r = try sparc("toxicity([\"a\", \"b\", \"c\"], command: dataset(\"profanity-check\"))", ["SPARC_DATA": dir.path])
         #expect(r.status == 0 && r.out.trimmingCharacters(in: .whitespacesAndNewlines) == "0.25", "\(r)")
     }
