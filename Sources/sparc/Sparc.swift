@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SparcCluster
 import SparcLang
 import SparcModel
 import SparcTensor
@@ -10,7 +11,9 @@ import SparcTensor
 @main
 enum Entry {
     static func main() {
+        shareCoresBetweenRanks()
         chooseBLASKernels()
+        joinMPIJob()
         let args = Array(CommandLine.arguments.dropFirst())
         if let first = args.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
             Tools.main(args)
@@ -31,6 +34,29 @@ func chooseBLASKernels() {
     execv("/proc/self/exe", CommandLine.unsafeArgv)
     // exec failed (no /proc): carry on with OpenBLAS's own choice.
     unsetenv("OPENBLAS_CORETYPE")
+}
+
+/// Under `mpirun`, the ranks on one machine share its cores: each gets an equal part for
+/// its worker threads unless SPARC_THREADS says otherwise (N ranks × all cores each would
+/// oversubscribe the machine N times).
+func shareCoresBetweenRanks() {
+    let env = ProcessInfo.processInfo.environment
+    guard env["SPARC_THREADS"] == nil, let launch = World.launch(environment: env), let local = launch.localSize, local > 1 else { return }
+    setenv("SPARC_THREADS", String(max(1, ProcessInfo.processInfo.activeProcessorCount / local)), 1)
+}
+
+/// Joins the MPI job when a launcher started this process (see `World.join`); a failure
+/// to join ends the process with the reason. MPI is finalised at a normal exit.
+func joinMPIJob() {
+    do {
+        let world = try World.join()
+        guard world.size > 1 || world.communicator is MPICommunicator else { return }
+        World.use(world)
+        atexit { World.current.communicator.finish() }
+    } catch {
+        FileHandle.standardError.write(Data("sparc: error: \(error)\n".utf8))
+        exit(1)
+    }
 }
 
 struct Tools: ParsableCommand {
@@ -70,6 +96,9 @@ struct Sparc: ParsableCommand {
         }
         if let script {
             throw ExitCode(Runner.runFile(script, arguments: scriptArguments))
+        }
+        guard World.current.size == 1 else {
+            throw ValidationError("the REPL runs in one process; under mpirun give a script or -e CODE")
         }
         throw ExitCode(REPL().run())
     }

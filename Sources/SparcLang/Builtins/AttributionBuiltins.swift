@@ -55,6 +55,7 @@ enum AttributionBuiltins {
         Builtin("save", [Parameter("value"), Parameter("path")],
                 summary: "Save a tensor, record, relevance map or mask as safetensors, or a model as .gguf or an HF folder (atomic writes).") { a in
             let path = try a.outputPath("path")
+            guard a.interpreter.speaks else { return .string(path) }
             switch a["value"] {
             case .tensor(let t): try SafetensorsWriter.write([("tensor", t)], to: path)
             case .relevance(let r): try r.save(to: path)
@@ -89,7 +90,7 @@ enum AttributionBuiltins {
             let ids = try a.tokens("input", model: m)
             let values = try tokenRelevance(a["relevance"], count: ids.count)
             let path = try a.outputPath("path")
-            try AtomicWrite.write(Data(heatmapHTML(m, ids, values).utf8), to: path)
+            if a.interpreter.speaks { try AtomicWrite.write(Data(heatmapHTML(m, ids, values).utf8), to: path) }
             return .string(path)
         },
         Builtin("perturbation", [Parameter("m"), Parameter("input"), Parameter("relevance"), Parameter("order", default: .string("most")),

@@ -1,4 +1,5 @@
 import Foundation
+import SparcCluster
 import SparcModel
 
 /// Printing, sequences, numbers, files, timing.
@@ -6,7 +7,7 @@ enum CoreBuiltins {
     static let all: [Builtin] = [
         Builtin("print", variadic: true, summary: "Print values separated by spaces.",
                 help: "print(a, b, …) writes each value (strings without quotes) and a newline.") { a in
-            a.interpreter.output(a.rest.map(\.displayString).joined(separator: " "))
+            if a.interpreter.speaks { a.interpreter.output(a.rest.map(\.displayString).joined(separator: " ")) }
             return .null
         },
         Builtin("len", [Parameter("x")], summary: "Length of a list, string, record or a tensor's first axis.") { a in
@@ -59,6 +60,16 @@ enum CoreBuiltins {
         },
         Builtin("clock", summary: "Monotonic time in seconds, for timing parts of a script.") { _ in
             .number(Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
+        },
+        Builtin("world", summary: "This process's place in an mpirun job: {rank, size, library} (rank 0 of 1 alone).",
+                help: """
+                    Under `mpirun -np N sparc script.sparc` every rank runs the script: attribute shards its samples and
+                    sums the maps, sweep/curve/circuit/harvest split their evaluations, and only rank 0 prints and writes
+                    files. Scripts may branch on world().rank, but every rank must reach the same collective builtins.
+                    """) { _ in
+            let w = World.current
+            return .record(Record([("rank", .number(Double(w.rank))), ("size", .number(Double(w.size))),
+                                   ("library", .string(w.communicator.library))]))
         },
         Builtin("type", [Parameter("x")], summary: "The type name of a value.") { a in .string(a["x"].typeName) },
         Builtin("str", [Parameter("x")], summary: "A value as text (what print shows).") { a in .string(a["x"].displayString) },

@@ -1,10 +1,12 @@
 import Foundation
+import SparcCluster
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
 final class ProgressBar {
     private let label: String
     private let total: Int
-    private let enabled = isatty(STDERR_FILENO) == 1
+    /// On a terminal, and on rank 0 only under `mpirun`.
+    private let enabled = isatty(STDERR_FILENO) == 1 && World.current.isRoot
     private let start = Date()
     private var lastDraw = Date.distantPast
 

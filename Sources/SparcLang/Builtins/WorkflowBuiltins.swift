@@ -1,4 +1,5 @@
 import Foundation
+import SparcCluster
 import SparcAttribution
 import SparcFormats
 import SparcModel
@@ -205,19 +206,25 @@ enum WorkflowBuiltins {
             // Every (prompt, sample) pair, generated in batches of 32 sequences.
             let pairs = prompts.indices.flatMap { i in (0..<samples).map { (i, $0) } }
             let chat = try a.bool("chat")
-            var kept: [Value] = []
-            for start in stride(from: 0, to: pairs.count, by: 32) {
-                let chunk = pairs[start..<min(start + 32, pairs.count)]
+            // Each rank generates its shard of the pairs (whole batches of 32 sequences); the
+            // continuations are gathered, and every rank applies the flag to all of them.
+            let world = World.current
+            let mine = world.shard(batches: pairs.count, of: 32)
+            var continuations: [String] = []
+            for start in stride(from: mine.lowerBound, to: mine.upperBound, by: 32) {
+                let chunk = pairs[start..<min(start + 32, mine.upperBound)]
                 let ids = chunk.map { m.tokenizer.encode(chat ? m.architecture.chatPrompt(user: prompts[$0.0]) : prompts[$0.0]) }
                 let samplings: [Sampling] = chunk.map { i, k in
                     temperature > 0 ? .sample(temperature: temperature, topK: nil, topP: nil, seed: UInt64(bitPattern: Int64(seed &+ i &* 7919 &+ k))) : .greedy
                 }
                 let outs = try m.generate(batch: ids, maxTokens: maxTokens, samplings: samplings)
-                for ((i, _), out) in zip(chunk, outs) {
-                    let continuation = m.tokenizer.decode(out, skipSpecialTokens: true)
-                    if try a.call(a["flag"], [.string(continuation)]).isTruthyFlag { kept.append(.string(prompts[i] + continuation)) }
-                }
-                bar.update(start + chunk.count)
+                continuations += outs.map { m.tokenizer.decode($0, skipSpecialTokens: true) }
+                bar.update(min(pairs.count, continuations.count * world.size))
+            }
+            continuations = try world.gather(continuations)
+            var kept: [Value] = []
+            for ((i, _), continuation) in zip(pairs, continuations) {
+                if try a.call(a["flag"], [.string(continuation)]).isTruthyFlag { kept.append(.string(prompts[i] + continuation)) }
             }
             return .list(kept)
         },
@@ -237,18 +244,18 @@ enum WorkflowBuiltins {
             let bar = ProgressBar("sweep", total: maps.keys.count * levels.count + 1)
             defer { bar.finish() }
             let dense = try m.perplexity(ids, window: window).perplexity
-            var done = 1
-            var curves: [(String, Value)] = []
-            for name in maps.keys {
+            let rankings = try maps.keys.map { name -> RelevanceMap in
                 guard case .relevance(let r) = maps[name]! else { throw SparcError(.type, "sweep: maps.\(name) is a \(maps[name]!.typeName), not a relevance map") }
-                var points: [Value] = []
-                for s in levels {
-                    let pruned = try Pruning.prune(m, try Selection.extreme(r, k: s, largest: false, per: scope))
-                    points.append(.list([.number(s), .number(try pruned.perplexity(ids, window: window).perplexity)]))
-                    done += 1
-                    bar.update(done)
-                }
-                curves.append((name, .list(points)))
+                return r
+            }
+            // Every (map, sparsity) point is independent: split over the ranks.
+            let world = World.current
+            let perplexities = try world.map(rankings.count * levels.count, done: { bar.update(1 + min(rankings.count * levels.count, $0 * world.size)) }) { i in
+                let pruned = try Pruning.prune(m, try Selection.extreme(rankings[i / levels.count], k: levels[i % levels.count], largest: false, per: scope))
+                return try pruned.perplexity(ids, window: window).perplexity
+            }
+            let curves = maps.keys.enumerated().map { j, name -> (String, Value) in
+                (name, .list(levels.enumerated().map { k, s in .list([.number(s), .number(perplexities[j * levels.count + k])]) }))
             }
             return .record(Record([("dense", .number(dense)), ("curves", .record(Record(curves)))]))
         },
@@ -268,7 +275,7 @@ enum WorkflowBuiltins {
             }
             let svg = Charts.lines(series, title: try a.string("title"), xLabel: xField, yLabel: yField,
                                    logX: try a.bool("log_x"), logY: try a.bool("log_y"))
-            return .string(try writeSVG(svg, try a.outputPath("path")))
+            return .string(try writeSVG(svg, try a.outputPath("path"), speaks: a.interpreter.speaks))
         },
         Builtin("draw", [Parameter("mask"), Parameter("path"), Parameter("m", default: .null), Parameter("by", default: .string("component")),
                          Parameter("title", default: .string(""))],
@@ -283,7 +290,7 @@ enum WorkflowBuiltins {
             let title = try a.string("title")
             let svg = Charts.heatmap(table.values, rowLabels: table.rowLabels, columnLabels: table.columnLabels,
                                      title: title.isEmpty ? "\(mask.granularity.rawValue) mask: \(mask.count) selected" : title)
-            return .string(try writeSVG(svg, try a.outputPath("path")))
+            return .string(try writeSVG(svg, try a.outputPath("path"), speaks: a.interpreter.speaks))
         },
         Builtin("composition", [Parameter("mask"), Parameter("m"), Parameter("by", default: .string("component"))],
                 summary: "The fractions draw() shows, as a record {rows, columns, values}.") { a in
@@ -411,9 +418,9 @@ enum WorkflowBuiltins {
         throw SparcError(.value, "plot: a point of \(series) is \(v.repr.prefix(60)); expected [x, y] or a record with numeric \(x) and \(y)")
     }
 
-    static func writeSVG(_ svg: String, _ path: String) throws -> String {
+    static func writeSVG(_ svg: String, _ path: String, speaks: Bool) throws -> String {
         guard path.hasSuffix(".svg") else { throw SparcError(.value, "charts are written as SVG: give a path ending in .svg") }
-        try AtomicWrite.write(Data(svg.utf8), to: path)
+        if speaks { try AtomicWrite.write(Data(svg.utf8), to: path) }
         return path
     }
 }

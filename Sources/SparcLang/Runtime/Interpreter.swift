@@ -1,5 +1,6 @@
 import Foundation
 import SparcAttribution
+import SparcCluster
 import SparcFormats
 import SparcModel
 import SparcPruning
@@ -14,6 +15,9 @@ public final class Interpreter: @unchecked Sendable {
     public let globals: Environment
     /// Where `print` writes (tests capture it).
     public var output: (String) -> Void = { s in FileHandle.standardOutput.write((s + "\n").data(using: .utf8)!) }
+    /// Whether this process prints and writes files: under `mpirun` every rank runs the
+    /// script alike and only rank 0 speaks (`print`, `save`, `plot`, `heatmap`).
+    public var speaks = World.current.isRoot
     /// Folders searched by `import` after the importing file's folder.
     public var modulePath: [String] = []
     private var stdlibModules: [String: Environment] = [:]
