@@ -72,6 +72,16 @@ import SparcTensor
         #expect(try s.eval("\"hello\"[1:3]") == "\"el\"")
     }
 
+    @Test func numbersFromStrings() throws {
+        let s = Session(arguments: ["128", "0.5"])
+        #expect(try s.eval("number(args[0]) * 2 + number(args[1])") == "256.5")
+        #expect(try s.eval("number(\" -1e-3 \")") == "-0.001")
+        #expect(try s.eval("number(7)") == "7")
+        #expect(s.error("number(\"12 apples\")").contains("number: \"12 apples\" is not a number"))
+        #expect(s.error("number(\"\")").contains("is not a number"))
+        #expect(s.error("number([1])").contains("number"))
+    }
+
     @Test func stringInterpolation() throws {
         let s = Session()
         try s.run("let n = 3\nlet name = \"sparc\"")

@@ -72,6 +72,16 @@ enum CoreBuiltins {
                                    ("library", .string(w.communicator.library))]))
         },
         Builtin("type", [Parameter("x")], summary: "The type name of a value.") { a in .string(a["x"].typeName) },
+        Builtin("number", [Parameter("x")], summary: "A string parsed as a number (\"3\", \"-0.5\", \"1e-3\"), e.g. a script argument; numbers pass through.") { a in
+            switch a["x"] {
+            case .number(let n): return .number(n)
+            case .string(let s):
+                let trimmed = s.trimmingCharacters(in: .whitespaces)
+                guard let n = Double(trimmed), !trimmed.isEmpty else { throw SparcError(.value, "number: \"\(s.prefix(40))\" is not a number") }
+                return .number(n)
+            default: throw a.fail("x", "a string or number", a["x"])
+            }
+        },
         Builtin("str", [Parameter("x")], summary: "A value as text (what print shows).") { a in .string(a["x"].displayString) },
         Builtin("keys", [Parameter("record")], summary: "Field names of a record, or the names in a relevance map.") { a in
             switch a["record"] {
