@@ -45,6 +45,7 @@ TEXTS = [
     "汉字",
     "emoji 🦙🧑🏽‍💻 fallback",
     "a<sep>b <sep> c",
+    "<sep>start",
     "",
     "x",
     "WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND",
@@ -54,6 +55,7 @@ TEXTS = [
 CONTROL_TEXTS = [
     "<s>Hello</s>world",
     "Hello </s> world",
+    "</s><sep>x",
 ]
 
 

@@ -3,7 +3,8 @@ import SparcFormats
 
 extension Tokenizer {
     /// The tokenizer of a Hugging Face model folder: `tokenizer.json` when there is one,
-    /// else GPT-2 style `vocab.json` + `merges.txt` (GPT-2, OPT), configured from
+    /// else a SentencePiece `tokenizer.model` (Llama 2, TinyLlama), else GPT-2 style
+    /// `vocab.json` + `merges.txt` (GPT-2, OPT); the last two configured from
     /// `tokenizer_config.json` / `special_tokens_map.json` when present.
     public static func load(folder: String) throws -> Tokenizer {
         let url = URL(fileURLWithPath: folder)
@@ -12,8 +13,10 @@ extension Tokenizer {
             return FileManager.default.fileExists(atPath: p) ? p : nil
         }
         if let json = file("tokenizer.json") { return try load(tokenizerJSON: json) }
-        guard let vocab = file("vocab.json"), let merges = file("merges.txt") else {
-            throw FormatError(folder, "no tokenizer: tokenizer.json is missing, and so are vocab.json + merges.txt (GPT-2 style)")
+        let spm = file("tokenizer.model")
+        let vocab = file("vocab.json"), merges = file("merges.txt")
+        guard spm != nil || (vocab != nil && merges != nil) else {
+            throw FormatError(folder, "no tokenizer: tokenizer.json is missing, and so are tokenizer.model (SentencePiece) and vocab.json + merges.txt (GPT-2 style)")
         }
         let config = try file("tokenizer_config.json").map { try jsonObject($0) } ?? [:]
         let specialMap = try file("special_tokens_map.json").map { try jsonObject($0) } ?? [:]
@@ -25,6 +28,15 @@ extension Tokenizer {
             }
             return nil
         }
+        if let spm {
+            // transformers' LlamaTokenizer adds BOS unless told otherwise.
+            return try load(sentencePieceModel: spm, bosToken: tokenName("bos_token"), eosToken: tokenName("eos_token"),
+                            addBOS: config["add_bos_token"] as? Bool ?? true, addEOS: config["add_eos_token"] as? Bool ?? false,
+                            addedTokens: try folderAddedTokens(config: config, configPath: file("tokenizer_config.json") ?? folder,
+                                                               addedTokensJSON: file("added_tokens.json"),
+                                                               specialNames: Set(["bos_token", "eos_token", "unk_token", "pad_token"].compactMap(tokenName))))
+        }
+        guard let vocab, let merges else { throw FormatError(folder, "no tokenizer") }  // checked above
         var special = ["bos_token", "eos_token", "unk_token", "pad_token"].compactMap(tokenName)
         if let decl = config["added_tokens_decoder"] as? [String: Any] {
             special += decl.values.compactMap { ($0 as? [String: Any])?["content"] as? String }
@@ -91,6 +103,66 @@ extension Tokenizer {
         } catch let e as Tokenizer.Error {
             throw FormatError(mergesTXT, e.description)
         }
+    }
+
+    /// A SentencePiece `tokenizer.model` (BPE with byte fallback, as Llama 2's), encoded as
+    /// llama.cpp encodes it, which on such models gives sentencepiece's ids. BOS / EOS are
+    /// the trainer's `bos_id` / `eos_id` unless named here; `addedTokens` are the folder's
+    /// (transformers' `added_tokens_decoder`): ones with a piece's id must have its text and
+    /// are then matched whole in the text, the others extend the vocabulary in id order.
+    public static func load(sentencePieceModel path: String, bosToken: String? = nil, eosToken: String? = nil,
+                            addBOS: Bool = true, addEOS: Bool = false, addedTokens: [AddedToken] = []) throws -> Tokenizer {
+        guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path, "cannot read the file") }
+        let file: SentencePieceModelFile
+        var spm: SentencePieceModel
+        do {
+            file = try SentencePieceModelFile(bytes: [UInt8](data))
+            spm = try file.sentencePieceModel()
+        } catch let e as ProtobufError {
+            throw FormatError(path, "not a valid SentencePiece model: \(e)")
+        } catch let e as SentencePieceModelFile.Error {
+            throw FormatError(path, e.description)
+        }
+        if !addedTokens.isEmpty { spm = try spm.adding(addedTokens, file: path) }
+
+        func id(_ name: String?, default d: Int32?, _ what: String) throws -> Int? {
+            guard let name else { return d.map(Int.init) }
+            guard let i = spm.vocab[ExactKey(name)] else { throw FormatError(path, "the \(what) token \(name.debugDescription) is not in the vocabulary") }
+            return Int(i)
+        }
+        let bos = try id(bosToken, default: file.bosId >= 0 ? Int32(file.bosId) : nil, "BOS")
+        let eos = try id(eosToken, default: file.eosId >= 0 ? Int32(file.eosId) : nil, "EOS")
+        if addBOS && bos == nil { throw FormatError(path, "add_bos_token is set but the model has no BOS token (bos_id -1)") }
+        if addEOS && eos == nil { throw FormatError(path, "add_eos_token is set but the model has no EOS token (eos_id -1)") }
+        do {
+            return try Tokenizer(sentencePiece: spm, prefix: addBOS ? [bos!] : [], suffix: addEOS ? [eos!] : [],
+                                 bosTokenId: bos, eosTokenId: eos)
+        } catch let e as Tokenizer.Error {
+            throw FormatError(path, e.description)
+        }
+    }
+
+    /// The added tokens a folder declares: `tokenizer_config.json`'s `added_tokens_decoder`
+    /// ({"32000": {"content": "<pad>", "special": true}}) and the older `added_tokens.json`
+    /// ({"<pad>": 32000}, special when a special-token name says so).
+    private static func folderAddedTokens(config: [String: Any], configPath: String, addedTokensJSON: String?,
+                                          specialNames: Set<String>) throws -> [AddedToken] {
+        var out: [Int: AddedToken] = [:]
+        if let path = addedTokensJSON {
+            for (content, v) in try jsonObject(path) {
+                guard let id = (v as? NSNumber)?.intValue, id >= 0, !content.isEmpty else {
+                    throw FormatError(path, "entry \(content.debugDescription) must map a token to an id ≥ 0")
+                }
+                out[id] = AddedToken(id: id, content: content, special: specialNames.contains(content))
+            }
+        }
+        for (key, v) in config["added_tokens_decoder"] as? [String: Any] ?? [:] {
+            guard let id = Int(key), id >= 0, let entry = v as? [String: Any], let content = entry["content"] as? String, !content.isEmpty else {
+                throw FormatError(configPath, "added_tokens_decoder entry \(key.debugDescription) is not an id with a \"content\"")
+            }
+            out[id] = AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false)
+        }
+        return out.values.sorted { $0.id < $1.id }
     }
 
     private static func jsonObject(_ path: String) throws -> [String: Any] {
