@@ -13,31 +13,19 @@ extension Tokenizer {
             return FileManager.default.fileExists(atPath: p) ? p : nil
         }
         if let json = file("tokenizer.json") { return try load(tokenizerJSON: json) }
-        let spm = file("tokenizer.model")
-        let vocab = file("vocab.json"), merges = file("merges.txt")
-        guard spm != nil || (vocab != nil && merges != nil) else {
+        if let model = file("tokenizer.model") {
+            let c = try FolderTokenizerConfig(file)
+            // transformers' LlamaTokenizer adds BOS unless told otherwise.
+            return try load(sentencePieceModel: model, bosToken: c.tokenName("bos_token"), eosToken: c.tokenName("eos_token"),
+                            addBOS: c.config["add_bos_token"] as? Bool ?? true, addEOS: c.config["add_eos_token"] as? Bool ?? false,
+                            addedTokens: try c.addedTokens(addedTokensJSON: file("added_tokens.json")))
+        }
+        guard let vocab = file("vocab.json"), let merges = file("merges.txt") else {
             throw FormatError(folder, "no tokenizer: tokenizer.json is missing, and so are tokenizer.model (SentencePiece) and vocab.json + merges.txt (GPT-2 style)")
         }
-        let config = try file("tokenizer_config.json").map { try jsonObject($0) } ?? [:]
-        let specialMap = try file("special_tokens_map.json").map { try jsonObject($0) } ?? [:]
-        func tokenName(_ key: String) -> String? {
-            // Either "</s>" or {"content": "</s>", ...}.
-            for source in [config, specialMap] {
-                if let s = source[key] as? String { return s }
-                if let s = (source[key] as? [String: Any])?["content"] as? String { return s }
-            }
-            return nil
-        }
-        if let spm {
-            // transformers' LlamaTokenizer adds BOS unless told otherwise.
-            return try load(sentencePieceModel: spm, bosToken: tokenName("bos_token"), eosToken: tokenName("eos_token"),
-                            addBOS: config["add_bos_token"] as? Bool ?? true, addEOS: config["add_eos_token"] as? Bool ?? false,
-                            addedTokens: try folderAddedTokens(config: config, configPath: file("tokenizer_config.json") ?? folder,
-                                                               addedTokensJSON: file("added_tokens.json"),
-                                                               specialNames: Set(["bos_token", "eos_token", "unk_token", "pad_token"].compactMap(tokenName))))
-        }
-        guard let vocab, let merges else { throw FormatError(folder, "no tokenizer") }  // checked above
-        var special = ["bos_token", "eos_token", "unk_token", "pad_token"].compactMap(tokenName)
+        let c = try FolderTokenizerConfig(file)
+        let config = c.config, tokenName = c.tokenName
+        var special = c.specialNames
         if let decl = config["added_tokens_decoder"] as? [String: Any] {
             special += decl.values.compactMap { ($0 as? [String: Any])?["content"] as? String }
         }
@@ -142,32 +130,57 @@ extension Tokenizer {
         }
     }
 
-    /// The added tokens a folder declares: `tokenizer_config.json`'s `added_tokens_decoder`
+    fileprivate static func jsonObject(_ path: String) throws -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path, "cannot read the file") }
+        guard let o = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw FormatError(path, "not a JSON object") }
+        return o
+    }
+}
+
+/// A folder's `tokenizer_config.json` and `special_tokens_map.json` (either may be missing).
+private struct FolderTokenizerConfig {
+    let config: [String: Any]
+    let configPath: String?
+    let specialMap: [String: Any]
+
+    /// `file` gives a file's path in the folder when it exists.
+    init(_ file: (String) -> String?) throws {
+        configPath = file("tokenizer_config.json")
+        config = try configPath.map { try Tokenizer.jsonObject($0) } ?? [:]
+        specialMap = try file("special_tokens_map.json").map { try Tokenizer.jsonObject($0) } ?? [:]
+    }
+
+    /// A special token's text: "</s>" or {"content": "</s>", ...}, the config first.
+    func tokenName(_ key: String) -> String? {
+        for source in [config, specialMap] {
+            if let s = source[key] as? String { return s }
+            if let s = (source[key] as? [String: Any])?["content"] as? String { return s }
+        }
+        return nil
+    }
+
+    var specialNames: [String] { ["bos_token", "eos_token", "unk_token", "pad_token"].compactMap(tokenName) }
+
+    /// The added tokens declared: the config's `added_tokens_decoder`
     /// ({"32000": {"content": "<pad>", "special": true}}) and the older `added_tokens.json`
     /// ({"<pad>": 32000}, special when a special-token name says so).
-    private static func folderAddedTokens(config: [String: Any], configPath: String, addedTokensJSON: String?,
-                                          specialNames: Set<String>) throws -> [AddedToken] {
-        var out: [Int: AddedToken] = [:]
+    func addedTokens(addedTokensJSON: String?) throws -> [Tokenizer.AddedToken] {
+        var out: [Int: Tokenizer.AddedToken] = [:]
         if let path = addedTokensJSON {
-            for (content, v) in try jsonObject(path) {
+            let special = Set(specialNames)
+            for (content, v) in try Tokenizer.jsonObject(path) {
                 guard let id = (v as? NSNumber)?.intValue, id >= 0, !content.isEmpty else {
                     throw FormatError(path, "entry \(content.debugDescription) must map a token to an id ≥ 0")
                 }
-                out[id] = AddedToken(id: id, content: content, special: specialNames.contains(content))
+                out[id] = Tokenizer.AddedToken(id: id, content: content, special: special.contains(content))
             }
         }
         for (key, v) in config["added_tokens_decoder"] as? [String: Any] ?? [:] {
             guard let id = Int(key), id >= 0, let entry = v as? [String: Any], let content = entry["content"] as? String, !content.isEmpty else {
-                throw FormatError(configPath, "added_tokens_decoder entry \(key.debugDescription) is not an id with a \"content\"")
+                throw FormatError(configPath ?? "tokenizer_config.json", "added_tokens_decoder entry \(key.debugDescription) is not an id with a \"content\"")
             }
-            out[id] = AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false)
+            out[id] = Tokenizer.AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false)
         }
         return out.values.sorted { $0.id < $1.id }
-    }
-
-    private static func jsonObject(_ path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path, "cannot read the file") }
-        guard let o = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw FormatError(path, "not a JSON object") }
-        return o
     }
 }
