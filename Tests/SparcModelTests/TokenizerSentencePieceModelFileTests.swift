@@ -61,6 +61,46 @@ import Testing
         #expect(eos.encode("x") == tok.encode("x", addSpecialTokens: false) + [tok.eosTokenId!])
     }
 
+    // MARK: a full-size vocabulary
+
+    /// Llama's 32,000-piece vocabulary (from llama.cpp's test GGUF) written as a
+    /// `tokenizer.model`, the way sentencepiece lays one out.
+    static func llamaModelBytes() throws -> [UInt8] {
+        let gguf = try #require(TokenizerSentencePieceTests.load("llama-spm").sentencePiece)
+        typealias W = TokenizerSentencePieceModelFileErrorTests
+        var bytes: [UInt8] = []
+        for (i, t) in gguf.tokens.enumerated() {
+            let score = withUnsafeBytes(of: gguf.scores[i].bitPattern.littleEndian) { Array($0) }
+            bytes += W.field(1, bytes: W.field(1, bytes: Array(t.utf8)) + [0x15] + score + W.field(3, varint: UInt64(gguf.types[i].rawValue)))
+        }
+        bytes += W.field(2, bytes: W.field(3, varint: 2) + W.field(35, varint: 1) + W.field(43, varint: UInt64(bitPattern: -1)))
+        bytes += W.field(3, bytes: W.field(1, bytes: Array("identity".utf8)) + W.field(4, varint: 0))
+        return bytes
+    }
+
+    @Test func aFullSizeVocabularyMatchesLlamaCpp() throws {
+        let tmp = TempDir()
+        try Data(try Self.llamaModelBytes()).write(to: URL(fileURLWithPath: tmp.file("tokenizer.model")))
+        let tok = try Tokenizer.load(folder: tmp.path)
+        let gguf = try TokenizerSentencePieceTests.load("llama-spm")
+        #expect(tok.vocabularySize == 32000 && tok.tokens == gguf.tokens && tok.prefix == gguf.prefix)
+        #expect(tok.sentencePiece?.scores == gguf.sentencePiece?.scores && tok.sentencePiece?.types == gguf.sentencePiece?.types)
+        // llama.cpp's vectors, which sentencepiece gives too on this vocabulary.
+        for (text, ids) in try TokenizerSentencePieceTests.vectors("llama-spm") {
+            #expect(tok.encode(text, addSpecialTokens: false) == ids, "\(text.debugDescription)")
+        }
+    }
+
+    /// A real Llama 2 / TinyLlama `tokenizer.model`, when `SPARC_LLAMA_TOKENIZER_MODEL` names one.
+    static let realModel = ProcessInfo.processInfo.environment["SPARC_LLAMA_TOKENIZER_MODEL"]
+
+    @Test(.enabled(if: realModel != nil)) func aRealLlamaTokenizerModelMatchesLlamaCpp() throws {
+        let tok = try Tokenizer.load(sentencePieceModel: Self.realModel!)
+        for (text, ids) in try TokenizerSentencePieceTests.vectors("llama-spm") {
+            #expect(tok.encode(text, addSpecialTokens: false) == ids, "\(text.debugDescription)")
+        }
+    }
+
     // MARK: folders
 
     /// A folder with the fixture's tokenizer.model and the given JSON files.
