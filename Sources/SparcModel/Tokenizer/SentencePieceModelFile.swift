@@ -175,7 +175,9 @@ extension SentencePieceModelFile {
     /// sentencepiece's own ids: BPE, byte fallback, the identity normalizer (no
     /// precompiled rules), spaces escaped as "▁" and kept as they are, the dummy prefix as
     /// the file says. Anything else is refused with the setting named, not encoded
-    /// differently.
+    /// differently. (One difference remains: UNUSED pieces, which sentencepiece splits back
+    /// into the pieces they were merged from, are kept as llama.cpp keeps them; Llama's
+    /// vocabulary has none.)
     func sentencePieceModel() throws -> SentencePieceModel {
         guard modelType == ModelType.bpe.rawValue else {
             let name = ModelType(rawValue: modelType).map { "\($0)" } ?? "type \(modelType)"

@@ -113,13 +113,13 @@ extension Tokenizer {
         }
         if !addedTokens.isEmpty { spm = try spm.adding(addedTokens, file: path) }
 
-        func id(_ name: String?, default d: Int32?, _ what: String) throws -> Int? {
-            guard let name else { return d.map(Int.init) }
+        func id(_ name: String?, default d: Int?, _ what: String) throws -> Int? {
+            guard let name else { return d }
             guard let i = spm.vocab[ExactKey(name)] else { throw FormatError(path, "the \(what) token \(name.debugDescription) is not in the vocabulary") }
             return Int(i)
         }
-        let bos = try id(bosToken, default: file.bosId >= 0 ? Int32(file.bosId) : nil, "BOS")
-        let eos = try id(eosToken, default: file.eosId >= 0 ? Int32(file.eosId) : nil, "EOS")
+        let bos = try id(bosToken, default: file.bosId >= 0 ? file.bosId : nil, "BOS")
+        let eos = try id(eosToken, default: file.eosId >= 0 ? file.eosId : nil, "EOS")
         if addBOS && bos == nil { throw FormatError(path, "add_bos_token is set but the model has no BOS token (bos_id -1)") }
         if addEOS && eos == nil { throw FormatError(path, "add_eos_token is set but the model has no EOS token (eos_id -1)") }
         do {
