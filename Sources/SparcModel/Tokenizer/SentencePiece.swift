@@ -33,6 +33,11 @@ struct SentencePieceModel: Sendable {
     let unkId: Int32?
     /// Kept to be written back to GGUF.
     let padId: Int32?
+    /// Tokens that sentencepiece itself matches inside the text (a `tokenizer.model`'s
+    /// user-defined pieces): the text after them continues without a new dummy prefix. After
+    /// any other special token the text starts afresh, as llama.cpp and transformers' added
+    /// tokens have it. Empty for GGUF files (llama.cpp's rule for every special).
+    let inlineIds: Set<Int32>
     /// `<0x00>`…`<0xFF>` (or, as llama.cpp falls back, the byte itself for ASCII); nil: none.
     private let byteIds: [Int32?]
     /// In matching priority: longest UTF-8 text first, then lowest id.
@@ -49,7 +54,8 @@ struct SentencePieceModel: Sendable {
     }
 
     init(tokens: [String], scores: [Float], types: [TokenType], addSpacePrefix: Bool, unkId: Int?, padId: Int? = nil,
-         rstripSpecials: Set<Int> = []) {
+         rstripSpecials: Set<Int> = [], inlineIds: Set<Int> = []) {
+        self.inlineIds = Set(inlineIds.map(Int32.init))
         self.tokens = tokens
         self.scores = scores
         self.types = types
@@ -112,6 +118,11 @@ struct SentencePieceModel: Sendable {
         var previousSpecial = true  // the first fragment gets the dummy prefix too
         for segment in partition(u) {
             switch segment {
+            case .token(let id) where inlineIds.contains(Int32(id)):
+                // sentencepiece's prefix "▁" stays a symbol of its own before the token.
+                if addSpacePrefix && previousSpecial { merge(["▁"], into: &out, work: &work) }
+                out.append(id)
+                previousSpecial = false
             case .token(let id):
                 out.append(id)
                 previousSpecial = true

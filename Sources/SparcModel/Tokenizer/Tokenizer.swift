@@ -3,7 +3,8 @@ import Foundation
 /// BPE tokenizer as the Hugging Face `tokenizers` library defines it (byte-level GPT-2 /
 /// Llama-3 / SmolLM2 style and SentencePiece-style with byte fallback), giving the same
 /// ids for the configurations it accepts; or llama.cpp's SentencePiece tokenizer from a
-/// GGUF file (`SentencePieceModel`), giving llama.cpp's ids.
+/// GGUF file or a `tokenizer.model` (`SentencePieceModel`), giving llama.cpp's ids (and,
+/// for a `tokenizer.model`, sentencepiece's).
 ///
 /// Encoding: split the text on added tokens, normalize each remaining segment, split it
 /// on normalized added tokens, pre-tokenize, map to GPT-2's byte alphabet when the
@@ -165,8 +166,9 @@ public final class Tokenizer: Sendable {
         specialIds = Set(addedTokens.filter(\.special).map(\.id))
     }
 
-    /// A SentencePiece tokenizer read from GGUF. Control and unknown tokens are its special
-    /// added tokens, user-defined ones its other added tokens (all matched in raw text).
+    /// A SentencePiece tokenizer read from GGUF or a `tokenizer.model`. Control and unknown
+    /// tokens are its special added tokens, user-defined ones its other added tokens (all
+    /// matched in raw text).
     init(sentencePiece spm: SentencePieceModel, prefix: [Int], suffix: [Int], bosTokenId: Int?, eosTokenId: Int?) throws {
         tokens = spm.tokens
         merges = []
@@ -199,7 +201,7 @@ public final class Tokenizer: Sendable {
         }
     }
 
-    /// The SentencePiece model when this tokenizer is llama.cpp's SPM (from GGUF).
+    /// The SentencePiece model when this tokenizer is llama.cpp's SPM (from GGUF or a `tokenizer.model`).
     var sentencePiece: SentencePieceModel? {
         if case .sentencePiece(let m) = engine { return m }
         return nil

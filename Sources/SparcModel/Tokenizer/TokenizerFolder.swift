@@ -3,7 +3,8 @@ import SparcFormats
 
 extension Tokenizer {
     /// The tokenizer of a Hugging Face model folder: `tokenizer.json` when there is one,
-    /// else GPT-2 style `vocab.json` + `merges.txt` (GPT-2, OPT), configured from
+    /// else a SentencePiece `tokenizer.model` (Llama 2, TinyLlama), else GPT-2 style
+    /// `vocab.json` + `merges.txt` (GPT-2, OPT); the last two configured from
     /// `tokenizer_config.json` / `special_tokens_map.json` when present.
     public static func load(folder: String) throws -> Tokenizer {
         let url = URL(fileURLWithPath: folder)
@@ -12,20 +13,19 @@ extension Tokenizer {
             return FileManager.default.fileExists(atPath: p) ? p : nil
         }
         if let json = file("tokenizer.json") { return try load(tokenizerJSON: json) }
+        if let model = file("tokenizer.model") {
+            let c = try FolderTokenizerConfig(file)
+            // transformers' LlamaTokenizer adds BOS unless told otherwise.
+            return try load(sentencePieceModel: model, bosToken: c.tokenName("bos_token"), eosToken: c.tokenName("eos_token"),
+                            addBOS: c.config["add_bos_token"] as? Bool ?? true, addEOS: c.config["add_eos_token"] as? Bool ?? false,
+                            addedTokens: try c.addedTokens(addedTokensJSON: file("added_tokens.json")))
+        }
         guard let vocab = file("vocab.json"), let merges = file("merges.txt") else {
-            throw FormatError(folder, "no tokenizer: tokenizer.json is missing, and so are vocab.json + merges.txt (GPT-2 style)")
+            throw FormatError(folder, "no tokenizer: tokenizer.json is missing, and so are tokenizer.model (SentencePiece) and vocab.json + merges.txt (GPT-2 style)")
         }
-        let config = try file("tokenizer_config.json").map { try jsonObject($0) } ?? [:]
-        let specialMap = try file("special_tokens_map.json").map { try jsonObject($0) } ?? [:]
-        func tokenName(_ key: String) -> String? {
-            // Either "</s>" or {"content": "</s>", ...}.
-            for source in [config, specialMap] {
-                if let s = source[key] as? String { return s }
-                if let s = (source[key] as? [String: Any])?["content"] as? String { return s }
-            }
-            return nil
-        }
-        var special = ["bos_token", "eos_token", "unk_token", "pad_token"].compactMap(tokenName)
+        let c = try FolderTokenizerConfig(file)
+        let config = c.config, tokenName = c.tokenName
+        var special = c.specialNames
         if let decl = config["added_tokens_decoder"] as? [String: Any] {
             special += decl.values.compactMap { ($0 as? [String: Any])?["content"] as? String }
         }
@@ -93,9 +93,94 @@ extension Tokenizer {
         }
     }
 
-    private static func jsonObject(_ path: String) throws -> [String: Any] {
+    /// A SentencePiece `tokenizer.model` (BPE with byte fallback, as Llama 2's), encoded as
+    /// llama.cpp encodes it, which on such models gives sentencepiece's ids. BOS / EOS are
+    /// the trainer's `bos_id` / `eos_id` unless named here; `addedTokens` are the folder's
+    /// (transformers' `added_tokens_decoder`): ones with a piece's id must have its text and
+    /// are then matched whole in the text, the others extend the vocabulary in id order.
+    public static func load(sentencePieceModel path: String, bosToken: String? = nil, eosToken: String? = nil,
+                            addBOS: Bool = true, addEOS: Bool = false, addedTokens: [AddedToken] = []) throws -> Tokenizer {
+        guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path, "cannot read the file") }
+        let file: SentencePieceModelFile
+        var spm: SentencePieceModel
+        do {
+            file = try SentencePieceModelFile(bytes: [UInt8](data))
+            spm = try file.sentencePieceModel()
+        } catch let e as ProtobufError {
+            throw FormatError(path, "not a valid SentencePiece model: \(e)")
+        } catch let e as SentencePieceModelFile.Error {
+            throw FormatError(path, e.description)
+        }
+        if !addedTokens.isEmpty { spm = try spm.adding(addedTokens, file: path) }
+
+        func id(_ name: String?, default d: Int?, _ what: String) throws -> Int? {
+            guard let name else { return d }
+            guard let i = spm.vocab[ExactKey(name)] else { throw FormatError(path, "the \(what) token \(name.debugDescription) is not in the vocabulary") }
+            return Int(i)
+        }
+        let bos = try id(bosToken, default: file.bosId >= 0 ? file.bosId : nil, "BOS")
+        let eos = try id(eosToken, default: file.eosId >= 0 ? file.eosId : nil, "EOS")
+        if addBOS && bos == nil { throw FormatError(path, "add_bos_token is set but the model has no BOS token (bos_id -1)") }
+        if addEOS && eos == nil { throw FormatError(path, "add_eos_token is set but the model has no EOS token (eos_id -1)") }
+        do {
+            return try Tokenizer(sentencePiece: spm, prefix: addBOS ? [bos!] : [], suffix: addEOS ? [eos!] : [],
+                                 bosTokenId: bos, eosTokenId: eos)
+        } catch let e as Tokenizer.Error {
+            throw FormatError(path, e.description)
+        }
+    }
+
+    fileprivate static func jsonObject(_ path: String) throws -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: path) else { throw FormatError(path, "cannot read the file") }
         guard let o = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw FormatError(path, "not a JSON object") }
         return o
+    }
+}
+
+/// A folder's `tokenizer_config.json` and `special_tokens_map.json` (either may be missing).
+private struct FolderTokenizerConfig {
+    let config: [String: Any]
+    let configPath: String?
+    let specialMap: [String: Any]
+
+    /// `file` gives a file's path in the folder when it exists.
+    init(_ file: (String) -> String?) throws {
+        configPath = file("tokenizer_config.json")
+        config = try configPath.map { try Tokenizer.jsonObject($0) } ?? [:]
+        specialMap = try file("special_tokens_map.json").map { try Tokenizer.jsonObject($0) } ?? [:]
+    }
+
+    /// A special token's text: "</s>" or {"content": "</s>", ...}, the config first.
+    func tokenName(_ key: String) -> String? {
+        for source in [config, specialMap] {
+            if let s = source[key] as? String { return s }
+            if let s = (source[key] as? [String: Any])?["content"] as? String { return s }
+        }
+        return nil
+    }
+
+    var specialNames: [String] { ["bos_token", "eos_token", "unk_token", "pad_token"].compactMap(tokenName) }
+
+    /// The added tokens declared: the config's `added_tokens_decoder`
+    /// ({"32000": {"content": "<pad>", "special": true}}) and the older `added_tokens.json`
+    /// ({"<pad>": 32000}, special when a special-token name says so).
+    func addedTokens(addedTokensJSON: String?) throws -> [Tokenizer.AddedToken] {
+        var out: [Int: Tokenizer.AddedToken] = [:]
+        if let path = addedTokensJSON {
+            let special = Set(specialNames)
+            for (content, v) in try Tokenizer.jsonObject(path) {
+                guard let id = (v as? NSNumber)?.intValue, id >= 0, !content.isEmpty else {
+                    throw FormatError(path, "entry \(content.debugDescription) must map a token to an id ≥ 0")
+                }
+                out[id] = Tokenizer.AddedToken(id: id, content: content, special: special.contains(content))
+            }
+        }
+        for (key, v) in config["added_tokens_decoder"] as? [String: Any] ?? [:] {
+            guard let id = Int(key), id >= 0, let entry = v as? [String: Any], let content = entry["content"] as? String, !content.isEmpty else {
+                throw FormatError(configPath ?? "tokenizer_config.json", "added_tokens_decoder entry \(key.debugDescription) is not an id with a \"content\"")
+            }
+            out[id] = Tokenizer.AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false)
+        }
+        return out.values.sorted { $0.id < $1.id }
     }
 }
