@@ -5,7 +5,14 @@ import SparcModel
 import SparcTensor
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Time the forward pass and generation.")
+    static let configuration = CommandConfiguration(
+        abstract: "Time the forward pass and generation.",
+        discussion: """
+            Each pass is also given as a fraction of the machine's limit measured in the same run: the GFLOP/s of \
+            sgemm alone on the model's own matrix shapes, through the same calls and thread split (the forward's \
+            products for the forward; with --attribution, those and the backward's input- and weight-gradient \
+            products). PyTorch and LXT side by side: scripts/bench.py and scripts/bench_attribution.py.
+            """)
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Input lengths in tokens, comma-separated.") var tokens = "64,256"
     @Option(help: "Timed repetitions per length (the best is reported).") var repeats = 5
@@ -38,7 +45,9 @@ struct Bench: ParsableCommand {
                 best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             let flops = Bench.forwardFLOPs(c, tokens: n)
-            rows.append(["tokens": n, "seconds": best, "tokens_per_s": Double(n) / best, "gflops": flops / best / 1e9])
+            let limit = SgemmLimit.measure(c, tokens: n, repeats: repeats)
+            rows.append(["tokens": n, "seconds": best, "tokens_per_s": Double(n) / best, "gflops": flops / best / 1e9,
+                         "sgemm_gflops": limit.forward, "fraction_of_sgemm": flops / best / 1e9 / limit.forward])
         }
         let prompt = Array(m.tokenizer.encode("The history of the Roman Empire").prefix(16))
         let t0 = DispatchTime.now().uptimeNanoseconds
@@ -52,8 +61,9 @@ struct Bench: ParsableCommand {
         } else {
             print("sparc forward, \(Parallel.threads) threads, OpenBLAS \(BLAS.coreName) kernels")
             for r in rows {
-                print(String(format: "  %4d tokens: %8.1f ms  %8.1f tokens/s  %6.1f GFLOP/s",
-                             r["tokens"] as! Int, (r["seconds"] as! Double) * 1000, r["tokens_per_s"] as! Double, r["gflops"] as! Double))
+                print(String(format: "  %4d tokens: %8.1f ms  %8.1f tokens/s  %6.1f GFLOP/s  (%.0f %% of sgemm's %.1f GFLOP/s on these shapes)",
+                             r["tokens"] as! Int, (r["seconds"] as! Double) * 1000, r["tokens_per_s"] as! Double, r["gflops"] as! Double,
+                             100 * (r["fraction_of_sgemm"] as! Double), r["sgemm_gflops"] as! Double))
             }
             print(String(format: "  generation: %.1f tokens/s (%d tokens after a %d-token prompt)", genRate, out.count, prompt.count))
         }
@@ -82,7 +92,9 @@ struct Bench: ParsableCommand {
             // projection runs for the last position only.
             let forwardNoHead = Bench.forwardFLOPs(c, tokens: n) - 2 * Double(n) * Double(c.hiddenSize) * Double(c.vocabSize)
             let lrpFlops = 3 * forwardNoHead + 2 * Double(c.hiddenSize) * Double(c.vocabSize)
-            rows.append(["tokens": n, "forward_s": forward, "lrp_s": lrp, "ratio": lrp / forward, "lrp_gflops": lrpFlops / lrp / 1e9])
+            let limit = SgemmLimit.measure(c, tokens: n, repeats: repeats)
+            rows.append(["tokens": n, "forward_s": forward, "lrp_s": lrp, "ratio": lrp / forward, "lrp_gflops": lrpFlops / lrp / 1e9,
+                         "sgemm_gflops": limit.pass, "fraction_of_sgemm": lrpFlops / lrp / 1e9 / limit.pass])
         }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -95,9 +107,10 @@ struct Bench: ParsableCommand {
         } else {
             print("sparc forward vs forward + AttnLRP (all weight relevances), \(Parallel.threads) threads, OpenBLAS \(BLAS.coreName)")
             for r in rows {
-                print(String(format: "  %4d tokens: forward %7.1f ms, forward+LRP %7.1f ms (%.2f×), %.1f GFLOP/s",
+                print(String(format: "  %4d tokens: forward %7.1f ms, forward+LRP %7.1f ms (%.2f×), %.1f GFLOP/s (%.0f %% of sgemm's %.1f GFLOP/s on these shapes)",
                              r["tokens"] as! Int, (r["forward_s"] as! Double) * 1000, (r["lrp_s"] as! Double) * 1000,
-                             r["ratio"] as! Double, r["lrp_gflops"] as! Double))
+                             r["ratio"] as! Double, r["lrp_gflops"] as! Double,
+                             100 * (r["fraction_of_sgemm"] as! Double), r["sgemm_gflops"] as! Double))
             }
             print(String(format: "  peak memory %.0f MiB (f32 weights %.0f MiB: %.2f×)", peakMiB, weightsMiB, peakMiB / weightsMiB))
         }
@@ -182,5 +195,54 @@ struct Bench: ParsableCommand {
         let i = Double(c.intermediateSize), t = Double(n)
         let perLayer = 2 * t * (d * qd + 2 * d * kvd + qd * d + 3 * d * i) + 2 * 2 * Double(c.numHeads) * Double(c.headDim) * t * (t + 1) / 2
         return Double(c.numLayers) * perLayer + 2 * t * d * Double(c.vocabSize)
+    }
+}
+
+/// The machine's sgemm throughput on one model's products at `tokens` rows, timed through
+/// the runtime's own BLAS calls and thread split (`BLAS.linear`, `linearInputGradient`,
+/// `linearWeightGradient`) on every linear layer shape of a block: the speed a pass would
+/// have if it did nothing but its matrix products. Best of `repeats` after a warm-up.
+enum SgemmLimit {
+    /// GFLOP/s of the forward's products, of the backward's, and of both (a forward + LRP pass).
+    struct Throughput { let forward: Double, backward: Double, pass: Double }
+
+    static func measure(_ c: ModelConfig, tokens n: Int, repeats: Int) -> Throughput {
+        let d = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim, i = c.intermediateSize
+        // (in, out) of q, k, v, o, the MLP's input projections (gate and up when gated) and down.
+        var shapes = [(d, q), (d, kv), (d, kv), (q, d), (d, i), (i, d)]
+        if c.gatedMLP { shapes.append((d, i)) }
+        var forward = (flops: 0.0, seconds: 0.0), backward = (flops: 0.0, seconds: 0.0)
+        for (k, m) in shapes {
+            let flops = 2 * Double(n) * Double(k) * Double(m)
+            let x = Tensor(zeros: [n, k]), w = Tensor(zeros: [m, k]), dy = Tensor(zeros: [n, m])
+            var y = Tensor(zeros: [n, m]), dx = Tensor(zeros: [n, k]), dw = Tensor(zeros: [m, k])
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { dyp in
+                y.withUnsafeMutableBufferPointer { yp in dx.withUnsafeMutableBufferPointer { dxp in dw.withUnsafeMutableBufferPointer { dwp in
+                    let X = xp.baseAddress!, W = wp.baseAddress!, DY = dyp.baseAddress!
+                    forward.seconds += best(repeats) { BLAS.linear(X, rows: n, inFeatures: k, weight: W, outFeatures: m, into: yp.baseAddress!) }
+                    backward.seconds += best(repeats) {
+                        BLAS.linearInputGradient(DY, rows: n, outFeatures: m, weight: W, inFeatures: k, into: dxp.baseAddress!)
+                    }
+                    backward.seconds += best(repeats) {
+                        BLAS.linearWeightGradient(DY, X, rows: n, outFeatures: m, inFeatures: k, into: dwp.baseAddress!, accumulate: false)
+                    }
+                } } }
+            } } }
+            forward.flops += flops
+            backward.flops += 2 * flops
+        }
+        return Throughput(forward: forward.flops / forward.seconds / 1e9, backward: backward.flops / backward.seconds / 1e9,
+                          pass: (forward.flops + backward.flops) / (forward.seconds + backward.seconds) / 1e9)
+    }
+
+    private static func best(_ repeats: Int, _ body: () -> Void) -> Double {
+        body()
+        var t = Double.infinity
+        for _ in 0..<max(repeats, 3) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body()
+            t = min(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return t
     }
 }

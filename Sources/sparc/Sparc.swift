@@ -38,11 +38,25 @@ func chooseBLASKernels() {
 
 /// Under `mpirun`, the ranks on one machine share its cores: each gets an equal part for
 /// its worker threads unless SPARC_THREADS says otherwise (N ranks × all cores each would
-/// oversubscribe the machine N times).
+/// oversubscribe the machine N times), and no more than the cores the launcher bound it to
+/// (Open MPI binds each of ≤ 2 ranks to one core by default).
 func shareCoresBetweenRanks() {
     let env = ProcessInfo.processInfo.environment
-    guard env["SPARC_THREADS"] == nil, let launch = World.launch(environment: env), let local = launch.localSize, local > 1 else { return }
-    setenv("SPARC_THREADS", String(max(1, ProcessInfo.processInfo.activeProcessorCount / local)), 1)
+    guard env["SPARC_THREADS"] == nil, let launch = World.launch(environment: env) else { return }
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let share = max(1, cores / max(1, launch.localSize ?? 1))
+    let threads = min(share, allowedCores() ?? cores)
+    guard threads < cores else { return }
+    setenv("SPARC_THREADS", String(threads), 1)
+}
+
+/// The cores this process may run on (its affinity mask, `Cpus_allowed` in
+/// /proc/self/status: hex words separated by commas), when the system says.
+func allowedCores(status: String? = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) -> Int? {
+    guard let line = status?.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+    let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+    let count = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+    return count > 0 ? count : nil
 }
 
 /// Joins the MPI job when a launcher started this process (see `World.join`); a failure
