@@ -67,6 +67,13 @@ func joinMPIJob() {
         guard world.size > 1 || world.communicator is MPICommunicator else { return }
         World.use(world)
         atexit { World.current.communicator.finish() }
+        // Rank 0 speaks for the job: the others' standard output goes nowhere (the
+        // interpreter already keeps their print/save quiet; this covers the subcommands).
+        // Their standard error stays, for errors that name their rank.
+        if !world.isRoot {
+            let null = open("/dev/null", O_WRONLY)
+            if null >= 0 { dup2(null, STDOUT_FILENO); close(null) }
+        }
     } catch {
         FileHandle.standardError.write(Data("sparc: error: \(error)\n".utf8))
         exit(1)

@@ -86,6 +86,10 @@ struct MPITests {
         let repl = try MPI.run(["mpirun", "-np", "2", "--oversubscribe", Paths.binary])
         #expect(repl.status != 0)
         #expect(repl.err.contains("the REPL runs in one process"))
+        // Subcommands print once too: the other ranks' standard output is closed off.
+        let tokens = try MPI.run(["mpirun", "-np", "2", "--oversubscribe", Paths.binary, "tokenize", "-m", Paths.tinyModel, "hello world"])
+        #expect(tokens.status == 0, "\(tokens.err)")
+        #expect(tokens.out.split(separator: "\n").count == 1, "\(tokens.out)")
         // Alone: rank 0 of 1, no MPI loaded.
         let alone = try runBinary(["-e", "world()"])
         #expect(alone.out == "{rank: 0, size: 1, library: \"single process\"}\n")
