@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Exact widening of F16 and BF16 codes to Float32, written so that the compiler
 /// vectorises the loops (no per-element calls: Swift's `Float16` conversion becomes a
 /// library call on x86-64 builds without F16C, which would make widening a matrix per
@@ -43,6 +45,35 @@ public enum HalfPrecision {
         let type = storage.elementType, src = UnsafePointer(storage.halfBits)
         Parallel.forRanges(storage.count, minChunk: 1 << 16) { r in
             widen(type, src + r.lowerBound, count: r.count, into: dst + r.lowerBound)
+        }
+    }
+}
+
+/// Float32 buffers that `Tensor.withFloat32` widens half-precision matrices into, kept
+/// for the next use. Allocating one per use would map and unmap it each time (glibc maps
+/// buffers over 32 MiB separately: a 5632×2048 matrix is 46 MB), faulting its pages in
+/// again on every multiply. Concurrent users each take their own buffer.
+enum WideningScratch {
+    private static let free = Mutex<[TensorStorage]>([])
+    /// Buffers kept between uses: enough for the concurrent uses sparc makes (one per
+    /// thread at most) without holding many widened matrices.
+    private static let kept = 2
+
+    /// A buffer of at least `count` floats (contents undefined).
+    static func take(_ count: Int) -> TensorStorage {
+        let reused = free.withLock { buffers -> TensorStorage? in
+            // The smallest that fits, so a large buffer stays free for a large matrix.
+            guard let i = buffers.indices.filter({ buffers[$0].count >= count }).min(by: { buffers[$0].count < buffers[$1].count }) else { return nil }
+            return buffers.remove(at: i)
+        }
+        return reused ?? TensorStorage(count: count, elementType: .f32, zeroed: false)
+    }
+
+    static func give(_ buffer: TensorStorage) {
+        free.withLock { buffers in
+            buffers.append(buffer)
+            // Over the limit: drop the smallest (the next large matrix would not fit it).
+            if buffers.count > kept, let i = buffers.indices.min(by: { buffers[$0].count < buffers[$1].count }) { buffers.remove(at: i) }
         }
     }
 }

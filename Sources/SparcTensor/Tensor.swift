@@ -140,8 +140,10 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     /// a Float32), so that only one widened matrix exists at a time.
     public func withFloat32<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
         if storage.elementType == .f32 { return try body(storage.pointer) }
-        let wide = storage.widened()
-        return try withExtendedLifetime(wide) { try body(wide.pointer) }
+        let scratch = WideningScratch.take(count)
+        defer { WideningScratch.give(scratch) }
+        HalfPrecision.widen(storage, into: scratch.pointer)
+        return try body(scratch.pointer)
     }
 
     /// The tensor with Float32 storage (itself when it already has it).
