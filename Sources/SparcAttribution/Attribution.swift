@@ -486,10 +486,15 @@ public enum Attribution {
     }
 
     /// g ← g ⊙ w · scale (or g · scale without w), in place.
+    /// A half-precision w is widened for the product (one matrix at a time).
     static func scaleInPlace(_ g: inout Tensor, by w: Tensor?, _ scale: Float) {
-        let G = g.withUnsafeMutableBufferPointer { $0.baseAddress! }, W = w?.storage.pointer
-        Parallel.forRanges(g.count, minChunk: 65536) { r in
-            if let W { for i in r { G[i] = W[i] * G[i] * scale } } else { for i in r { G[i] *= scale } }
+        let G = g.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        guard let w else {
+            Parallel.forRanges(g.count, minChunk: 65536) { r in for i in r { G[i] *= scale } }
+            return
+        }
+        w.withFloat32 { W in
+            Parallel.forRanges(g.count, minChunk: 65536) { r in for i in r { G[i] = W[i] * G[i] * scale } }
         }
     }
 

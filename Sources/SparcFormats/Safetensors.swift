@@ -121,9 +121,16 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
 
     /// The tensor `name` decoded to Float32.
-    public func tensor(_ name: String) throws -> Tensor {
+    public func tensor(_ name: String) throws -> Tensor { try tensor(name, keepingHalfPrecision: false) }
+
+    /// The tensor `name`; with `keepingHalfPrecision`, an F16 or BF16 tensor keeps its
+    /// 2-byte codes (`Tensor.elementType`), widened exactly to Float32 where it is read.
+    public func tensor(_ name: String, keepingHalfPrecision: Bool) throws -> Tensor {
         guard let e = entry(name) else { throw FormatError(path, "no tensor named \(name)") }
         let raw = try file.slice(offset: e.offset, count: e.byteCount, what: "tensor \(name)")
+        if keepingHalfPrecision && (e.dtype == "F16" || e.dtype == "BF16") && e.byteCount > 0 {
+            return Tensor(shape: e.shape, elementType: e.dtype == "F16" ? .f16 : .bf16, bits: raw.baseAddress!)
+        }
         if e.dtype == "BOOL" || e.dtype == "U8" {
             return Tensor(shape: e.shape) { out in for i in 0..<out.count { out[i] = Float(raw[i]) } }
         }

@@ -85,12 +85,14 @@ extension Model {
         let tokenizer = try Tokenizer.load(folder: dir)
         try checkTokenizer(tokenizer, fits: config, file: dir)
 
-        // F16 and BF16 tensors are widened to F32 as they are read.
+        // F16 and BF16 matrices stay half-precision in memory (half the bytes of Float32),
+        // widened exactly where they are used; vectors (norms, biases) are widened here,
+        // since the ops read them element by element and they are small.
         var params: [String: Tensor] = [:]
         for st in try weightFiles(in: dir) {
             for name in st.names {
                 guard params[name] == nil else { throw FormatError(st.path, "tensor \(name) appears in two weight files") }
-                params[name] = try st.tensor(name)
+                params[name] = try st.tensor(name, keepingHalfPrecision: st.entry(name)!.shape.count == 2)
             }
         }
         // A tied head is stored once, as the embeddings; some files carry buffers.

@@ -1,12 +1,40 @@
 import CAllocator
 import Foundation
 
-/// Reference-counted, 64-byte aligned Float32 buffer behind a `Tensor`.
+/// How a tensor's elements are stored. Every computation reads Float32; F16 and BF16
+/// checkpoint matrices stay in their 2-byte encoding in memory (half the size) and are
+/// widened exactly to Float32 where they are used (`Tensor.withFloat32`).
+public enum ElementType: String, Sendable {
+    case f32, f16, bf16
+
+    /// Bytes per element.
+    public var width: Int { self == .f32 ? 4 : 2 }
+}
+
+/// Reference-counted, 64-byte aligned buffer behind a `Tensor`: Float32 values, or the
+/// raw 2-byte encodings of a half-precision tensor.
 /// Tensors share it until one of them writes (copy-on-write), so a pruned model can
 /// share every untouched weight with the model it came from.
 public final class TensorStorage: @unchecked Sendable {
     public let count: Int
-    public let pointer: UnsafeMutablePointer<Float>
+    public let elementType: ElementType
+    private let base: UnsafeMutableRawPointer
+
+    /// The Float32 elements. Half-precision storage has none: reading it through this
+    /// pointer would reinterpret 2-byte codes as floats, so that traps; use
+    /// `Tensor.withFloat32` (which works for both) instead.
+    public var pointer: UnsafeMutablePointer<Float> {
+        @inline(__always) get {
+            precondition(elementType == .f32, "a \(elementType) tensor has no Float32 pointer: read it with withFloat32")
+            return base.assumingMemoryBound(to: Float.self)
+        }
+    }
+
+    /// The 2-byte codes of a half-precision buffer (little-endian host).
+    public var halfBits: UnsafeMutablePointer<UInt16> {
+        precondition(elementType != .f32, "a Float32 tensor has no half-precision codes")
+        return base.assumingMemoryBound(to: UInt16.self)
+    }
 
     /// A zero-filled, 64-byte aligned buffer of `count` floats. The zeros are written
     /// here rather than taken from calloc's untouched pages: a page first read (as
@@ -15,33 +43,45 @@ public final class TensorStorage: @unchecked Sendable {
     public convenience init(count: Int) { self.init(count: count, zeroed: true) }
 
     /// `zeroed: false` leaves the contents undefined, for buffers a kernel overwrites whole.
-    public init(count: Int, zeroed: Bool) {
+    public convenience init(count: Int, zeroed: Bool) { self.init(count: count, elementType: .f32, zeroed: zeroed) }
+
+    public init(count: Int, elementType: ElementType, zeroed: Bool) {
         precondition(count >= 0, "negative tensor size")
         _ = TensorStorage.keepBuffersInTheHeap
         self.count = count
+        self.elementType = elementType
         var raw: UnsafeMutableRawPointer?
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let bytes = max(count, 1) * elementType.width
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
             fatalError("out of memory allocating \(bytes) bytes")
         }
         if zeroed { memset(raw, 0, bytes) }
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        if elementType == .f32 { raw.bindMemory(to: Float.self, capacity: max(count, 1)) } else { raw.bindMemory(to: UInt16.self, capacity: max(count, 1)) }
+        base = raw
     }
 
-    deinit { free(pointer) }
+    deinit { free(base) }
 
     /// glibc maps each large buffer separately and unmaps it on free; with several threads
     /// having touched it, every unmap interrupts all cores to flush TLBs, and the next
     /// buffer faults its pages in again. Measured on a 256-token attribution pass, that
     /// was a third of the time. Serving large buffers from a heap that is not trimmed
-    /// reuses the memory instead (the process keeps its peak size).
+    /// reuses the memory instead (the process keeps its peak size). The same keeps the
+    /// per-use Float32 copies of half-precision weights cheap: each reuses the last one's memory.
     private static let keepBuffersInTheHeap: Void = {
         sparc_keep_large_buffers_in_heap()
     }()
 
     func copy() -> TensorStorage {
-        let other = TensorStorage(count: count)
-        other.pointer.update(from: pointer, count: count)
+        let other = TensorStorage(count: count, elementType: elementType, zeroed: false)
+        other.base.copyMemory(from: base, byteCount: count * elementType.width)
+        return other
+    }
+
+    /// A Float32 copy of the elements (what writing to a half-precision tensor starts from).
+    func widened() -> TensorStorage {
+        let other = TensorStorage(count: count, elementType: .f32, zeroed: false)
+        HalfPrecision.widen(self, into: other.pointer)
         return other
     }
 }
@@ -82,6 +122,38 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         try fill(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
     }
 
+    /// A half-precision tensor holding a copy of `count` 2-byte codes (little-endian, as
+    /// safetensors and GGUF store them) from `bits`.
+    public init(shape: [Int], elementType: ElementType, bits: UnsafeRawPointer) {
+        precondition(elementType != .f32, "bits: takes F16 or BF16 codes")
+        self.shape = shape
+        let n = Tensor.elementCount(shape)
+        storage = TensorStorage(count: n, elementType: elementType, zeroed: false)
+        UnsafeMutableRawPointer(storage.halfBits).copyMemory(from: bits, byteCount: 2 * n)
+    }
+
+    /// How the elements are stored: F32, or F16/BF16 codes widened on use.
+    public var elementType: ElementType { storage.elementType }
+
+    /// Runs `body` on the elements as Float32: the tensor's own buffer, or for a
+    /// half-precision tensor a temporary widened copy (exact: every F16 and BF16 value is
+    /// a Float32), so that only one widened matrix exists at a time.
+    public func withFloat32<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        if storage.elementType == .f32 { return try body(storage.pointer) }
+        let scratch = WideningScratch.take(count)
+        defer { WideningScratch.give(scratch) }
+        HalfPrecision.widen(storage, into: scratch.pointer)
+        return try body(scratch.pointer)
+    }
+
+    /// The tensor with Float32 storage (itself when it already has it).
+    public func float32() -> Tensor {
+        if storage.elementType == .f32 { return self }
+        var t = self
+        t.storage = storage.widened()
+        return t
+    }
+
     /// The product of the dimensions (0 if any is 0, before multiplying the others, so an
     /// empty shape with huge dimensions cannot overflow). Traps on overflow: sizes from
     /// outside go through `checkedElementCount` first.
@@ -95,15 +167,19 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         return t
     }
 
-    public var scalars: [Float] { Array(UnsafeBufferPointer(start: storage.pointer, count: count)) }
+    public var scalars: [Float] { withUnsafeBufferPointer { Array($0) } }
 
     public subscript(flat index: Int) -> Float {
-        get { precondition(index >= 0 && index < count); return storage.pointer[index] }
+        get {
+            precondition(index >= 0 && index < count)
+            if storage.elementType != .f32 { return HalfPrecision.widen(storage.halfBits[index], storage.elementType) }
+            return storage.pointer[index]
+        }
         set { precondition(index >= 0 && index < count); makeUnique(); storage.pointer[index] = newValue }
     }
 
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        try body(UnsafeBufferPointer(start: storage.pointer, count: count))
+        try withFloat32 { try body(UnsafeBufferPointer(start: $0, count: count)) }
     }
 
     public mutating func withUnsafeMutableBufferPointer<R>(
@@ -116,15 +192,30 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Whether two tensors share one buffer (used to check that pruning shares weights).
     public func sharesStorage(with other: Tensor) -> Bool { storage === other.storage }
 
+    /// Before a write: a buffer of this tensor's own, in Float32 (writing to a
+    /// half-precision tensor widens it, so pruned weights keep their exact values).
     private mutating func makeUnique() {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        if storage.elementType != .f32 { storage = storage.widened() }
+        else if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     }
 
     /// Row `i` of a tensor viewed as a matrix `[count / lastDim, lastDim]`.
     public func row(_ i: Int) -> [Float] {
         let n = shape.last ?? 1
         precondition(i >= 0 && i * n < count)
+        if storage.elementType != .f32 {
+            let bits = storage.halfBits + i * n, type = storage.elementType
+            return (0..<n).map { HalfPrecision.widen(bits[$0], type) }
+        }
         return Array(UnsafeBufferPointer(start: storage.pointer + i * n, count: n))
+    }
+
+    /// Elements `range` as Float32 into `out`: one row of an embedding table, without
+    /// widening the whole table when it is half-precision.
+    public func copyElements(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count)
+        if storage.elementType == .f32 { out.update(from: storage.pointer + range.lowerBound, count: range.count); return }
+        HalfPrecision.widen(storage.elementType, storage.halfBits + range.lowerBound, count: range.count, into: out)
     }
 
     public var description: String { "Tensor(shape: \(shape))" }

@@ -2,6 +2,10 @@ import SparcTensor
 
 /// y = x·Wᵀ + b, W stored `[out, in]` (PyTorch's `nn.Linear`).
 ///
+/// A half-precision W (an F16/BF16 checkpoint) is widened to Float32 for each multiply
+/// (`withFloat32`): the model keeps 2 bytes per weight and only one widened matrix
+/// exists at a time.
+///
 /// Shapes: x `[n, in]`, y `[n, out]`. Backward: dx = dy·W; dW = dyᵀ·x; db = Σ_rows dy.
 /// Under AttnLRP a linear layer is ε-LRP, which in Gradient×Input form is the plain
 /// gradient; the bias absorbs its share of relevance (b ⊙ db).
@@ -14,8 +18,10 @@ struct Linear: @unchecked Sendable {
 
     /// y (+)= x·Wᵀ + b.
     func forward(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        BLAS.linear(x, rows: rows, inFeatures: inFeatures, weight: weight.storage.pointer, outFeatures: outFeatures,
-                    into: y, accumulate: accumulate)
+        weight.withFloat32 { w in
+            BLAS.linear(x, rows: rows, inFeatures: inFeatures, weight: w, outFeatures: outFeatures,
+                        into: y, accumulate: accumulate)
+        }
         guard let bias else { return }
         let b = bias.storage.pointer, n = outFeatures
         Parallel.forRanges(rows, minChunk: 64) { r in
@@ -27,8 +33,10 @@ struct Linear: @unchecked Sendable {
     func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int,
                   into dx: UnsafeMutablePointer<Float>?, accumulate: Bool = false, grads: Gradients) {
         if let dx {
-            BLAS.linearInputGradient(dy, rows: rows, outFeatures: outFeatures, weight: weight.storage.pointer,
-                                     inFeatures: inFeatures, into: dx, accumulate: accumulate)
+            weight.withFloat32 { w in
+                BLAS.linearInputGradient(dy, rows: rows, outFeatures: outFeatures, weight: w,
+                                         inFeatures: inFeatures, into: dx, accumulate: accumulate)
+            }
         }
         if grads.wants(key) {
             // The first batch writes the accumulator (no zeroing pass over it); later ones add.

@@ -37,13 +37,14 @@ struct DecoderWeights: @unchecked Sendable {
         let eps = Float(c.normEps)
         func t(_ role: ParameterRole, _ l: Int? = nil) -> Tensor? { p[ParameterKey(role, layer: l)] }
         func linear(_ role: ParameterRole, _ l: Int?) -> Linear {
-            Linear(weight: t(role, l)!, bias: role.biasRole.flatMap { t($0, l) }, key: ParameterKey(role, layer: l))
+            Linear(weight: t(role, l)!, bias: role.biasRole.flatMap { t($0, l)?.float32() }, key: ParameterKey(role, layer: l))
         }
         func norm(_ role: ParameterRole, _ l: Int?) -> Norm {
             // Gemma's RMSNorm scales by 1 + w: the op gets the scale, the key stays w's.
-            let w = t(role, l)!, offset = c.normWeightOffset
+            // Vectors are read through their pointers: Float32 (the loader widens them anyway).
+            let w = t(role, l)!.float32(), offset = c.normWeightOffset
             let scale = offset == 0 ? w : Tensor(shape: w.shape, values: w.scalars.map { offset + $0 })
-            return Norm(kind: c.norm, weight: scale, bias: role.biasRole.flatMap { t($0, l) }, eps: eps, key: ParameterKey(role, layer: l))
+            return Norm(kind: c.norm, weight: scale, bias: role.biasRole.flatMap { t($0, l)?.float32() }, eps: eps, key: ParameterKey(role, layer: l))
         }
         tokenEmbedding = t(.embedding)!
         positionEmbedding = t(.positions)

@@ -132,9 +132,13 @@ extension Model {
             var picked = Tensor(unsafeUninitializedShape: [selected.count, e])
             let PK = mutablePointer(&picked)
             for (j, row) in selected.enumerated() { (PK + j * e).update(from: HI + row * e, count: e) }
-            BLAS.linear(PK, rows: selected.count, inFeatures: e, weight: w.head.storage.pointer, outFeatures: c.vocabSize, into: mutablePointer(&logits))
+            w.head.withFloat32 { H in
+                BLAS.linear(PK, rows: selected.count, inFeatures: e, weight: H, outFeatures: c.vocabSize, into: mutablePointer(&logits))
+            }
         } else {
-            BLAS.linear(HI, rows: selected.count, inFeatures: e, weight: w.head.storage.pointer, outFeatures: c.vocabSize, into: mutablePointer(&logits))
+            w.head.withFloat32 { H in
+                BLAS.linear(HI, rows: selected.count, inFeatures: e, weight: H, outFeatures: c.vocabSize, into: mutablePointer(&logits))
+            }
         }
         if tokens.count == 1 { return [logits] }
         let vocab = c.vocabSize
@@ -155,9 +159,9 @@ extension Model {
         let w = weights, d = config.hiddenSize, e = config.tokenEmbeddingSize, n = starts.last!
         var emb = Tensor(unsafeUninitializedShape: [w.projectIn == nil ? 0 : n, e])
         let target = w.projectIn == nil ? X : mutablePointer(&emb)
-        let E = w.tokenEmbedding.storage.pointer
+        // Row by row: a half-precision table is widened only where a token reads it.
         for (s, seq) in tokens.enumerated() {
-            for (i, id) in seq.enumerated() { (target + (starts[s] + i) * e).update(from: E + id * e, count: e) }
+            for (i, id) in seq.enumerated() { w.tokenEmbedding.copyElements(id * e ..< (id + 1) * e, into: target + (starts[s] + i) * e) }
         }
         // Gemma: E[tokens]·√d (a constant factor; its backward scales the embedding gradient).
         if let scale = w.embeddingScale { for j in 0..<(n * e) { target[j] *= scale } }
@@ -170,7 +174,7 @@ extension Model {
             var rows = Tensor(unsafeUninitializedShape: [n, d])
             let R = mutablePointer(&rows)
             for (i, p) in positions.enumerated() {
-                (R + i * d).update(from: P.storage.pointer + (p + offset) * d, count: d)
+                P.copyElements((p + offset) * d ..< (p + offset + 1) * d, into: R + i * d)
                 Kernels.add(X + i * d, R + i * d, count: d)
             }
             trace?.positionEmbeddings = rows
@@ -347,9 +351,11 @@ extension Model {
     public func headInputSeed(_ seeds: [LogitSeed], rows: Int) -> Tensor {
         let e = config.tokenEmbeddingSize
         var seed = Tensor(zeros: [rows, e])
-        let S = mutablePointer(&seed), W = weights.head.storage.pointer
+        let S = mutablePointer(&seed)
+        var w = [Float](repeating: 0, count: e)
         for s in seeds {
-            let w = W + s.token * e, out = S + s.row * e
+            let out = S + s.row * e
+            w.withUnsafeMutableBufferPointer { weights.head.copyElements(s.token * e ..< (s.token + 1) * e, into: $0.baseAddress!) }
             for j in 0..<e { out[j] += s.coefficient * w[j] }
         }
         return seed
