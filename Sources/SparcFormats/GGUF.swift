@@ -201,9 +201,16 @@ public final class GGUFFile: @unchecked Sendable {
     public func info(_ name: String) -> GGUFTensorInfo? { index[name].map { tensors[$0] } }
 
     /// The tensor `name` decoded to Float32, in PyTorch shape order.
-    public func tensor(_ name: String) throws -> Tensor {
+    public func tensor(_ name: String) throws -> Tensor { try tensor(name, keepingHalfPrecision: false) }
+
+    /// The tensor `name`; with `keepingHalfPrecision`, an F16 or BF16 tensor keeps its
+    /// 2-byte codes (`Tensor.elementType`), widened exactly to Float32 where it is read.
+    public func tensor(_ name: String, keepingHalfPrecision: Bool) throws -> Tensor {
         guard let info = info(name) else { throw FormatError(path, "no tensor named \(name)") }
         let raw = try file.slice(offset: info.offset, count: info.byteCount, what: "tensor \(name)")
+        if keepingHalfPrecision && (info.type == .f16 || info.type == .bf16) && info.byteCount > 0 {
+            return Tensor(shape: info.shape, elementType: info.type == .f16 ? .f16 : .bf16, bits: raw.baseAddress!)
+        }
         var t = Tensor(zeros: info.shape)
         t.withUnsafeMutableBufferPointer { Dequantize.decode(info.type, raw, count: info.elementCount, into: $0.baseAddress!) }
         return t

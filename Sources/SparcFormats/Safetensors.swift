@@ -161,23 +161,30 @@ public enum SafetensorsWriter {
     /// Writes the file atomically, streaming tensor data instead of building it in memory.
     /// - Throws: `FormatError` for a tensor named `__metadata__`, a name used twice, a
     ///   shape that does not describe the tensor's elements, or a failed write.
+    /// `keepingHalfPrecision`: F16/BF16 tensors are written in their own dtype (exactly),
+    /// the others in `dtype`.
     public static func write(_ tensors: [(String, Tensor)], to path: String, dtype: DType = .f32,
-                             metadata: [String: String] = [:]) throws {
-        let head = try header(tensors, dtype: dtype, metadata: metadata, file: path)
+                             keepingHalfPrecision: Bool = false, metadata: [String: String] = [:]) throws {
+        let dtypes = tensors.map { keepingHalfPrecision ? DType(keeping: $0.1, else: dtype) : dtype }
+        let head = try header(tensors, dtypes: dtypes, metadata: metadata, file: path)
         try AtomicWrite.write(to: path) { sink in
             try sink.write(head)
-            for (_, t) in tensors { try TensorBytes.emit(t, as: dtype.encoding) { try sink.write($0) } }
+            for ((_, t), d) in zip(tensors, dtypes) { try TensorBytes.emit(t, as: d.encoding) { try sink.write($0) } }
         }
+    }
+
+    static func header(_ tensors: [(String, Tensor)], dtype: DType, metadata: [String: String], file: String) throws -> Data {
+        try header(tensors, dtypes: Array(repeating: dtype, count: tensors.count), metadata: metadata, file: file)
     }
 
     /// The length prefix and JSON header, after checking everything `SafetensorsFile`
     /// would check, so that sparc never writes a file it cannot read back.
-    static func header(_ tensors: [(String, Tensor)], dtype: DType, metadata: [String: String], file: String) throws -> Data {
+    static func header(_ tensors: [(String, Tensor)], dtypes: [DType], metadata: [String: String], file: String) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header[SafetensorsFile.metadataKey] = metadata }
-        let width = dtype.width
         var offset = 0
-        for (name, t) in tensors {
+        for ((name, t), dtype) in zip(tensors, dtypes) {
+            let width = dtype.width
             guard name != SafetensorsFile.metadataKey else {
                 throw FormatError(file, "cannot save a tensor named \(name): safetensors reserves that key for the file's metadata")
             }
@@ -202,6 +209,15 @@ public enum SafetensorsWriter {
 }
 
 extension SafetensorsWriter.DType {
+    /// A half-precision tensor's own dtype, else `other`.
+    init(keeping t: Tensor, else other: Self) {
+        switch t.elementType {
+        case .f16: self = .f16
+        case .bf16: self = .bf16
+        case .f32: self = other
+        }
+    }
+
     var encoding: TensorBytes.Encoding {
         switch self {
         case .f32: return .f32

@@ -52,7 +52,9 @@ extension Model {
             guard let name = names.checkpointName(info.name) else {
                 throw FormatError(path, "unexpected tensor \(info.name) for architecture \(config.architecture)")
             }
-            var t = try file.tensor(info.name)
+            // F16/BF16 matrices stay half-precision, as in Hugging Face folders (q and k
+            // become Float32 where llama.cpp's row permutation is undone).
+            var t = try file.tensor(info.name, keepingHalfPrecision: info.shape.count == 2)
             if names.permutesQueryKey && name.hasSuffix("self_attn.q_proj.weight") {
                 t = try GGUFNames.unpermuteRoPE(t, heads: config.numHeads, file: path, name: info.name)
             } else if names.permutesQueryKey && name.hasSuffix("self_attn.k_proj.weight") {

@@ -34,7 +34,7 @@ extension Model {
             let out = URL(fileURLWithPath: tmp)
             for (name, data) in files { try data.write(to: out.appendingPathComponent(name)) }
             try SafetensorsWriter.write(parameterNames.map { ($0, parameters[$0]!) }, to: out.appendingPathComponent("model.safetensors").path,
-                                        metadata: ["format": "pt"])
+                                        keepingHalfPrecision: true, metadata: ["format": "pt"])
             let ours = Set(files.map(\.0) + ["model.safetensors"])
             for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             where !ours.contains(name) && !name.hasSuffix(".safetensors") && name != "model.safetensors.index.json" && !name.hasPrefix(".") {
@@ -101,14 +101,17 @@ extension Model {
         }
         for name in parameterNames {
             guard let g = names.ggufName(name, layers: c.numLayers) else { throw ModelError.invalidInput("no GGUF name for \(name)") }
-            var t = parameters[name]!
+            // Half-precision tensors are written in their own encoding (exact: their
+            // values are F16/BF16 values, also after llama.cpp's permutation).
+            let original = parameters[name]!
+            var t = original
             if names.permutesQueryKey && name.hasSuffix("self_attn.q_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numHeads) }
             if names.permutesQueryKey && name.hasSuffix("self_attn.k_proj.weight") { t = GGUFNames.permuteRoPE(t, heads: c.numKVHeads) }
             if names.normShift != 0 && name.hasSuffix("norm.weight") {
                 let shift = names.normShift
                 t = Tensor(shape: t.shape, values: t.scalars.map { $0 + shift })
             }
-            w.add(tensor: t, named: g)
+            w.add(tensor: t, named: g, as: original.elementType == .f16 ? .f16 : original.elementType == .bf16 ? .bf16 : .f32)
         }
         try w.write(to: path)
     }

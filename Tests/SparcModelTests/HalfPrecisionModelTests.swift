@@ -58,5 +58,28 @@ import Testing
         let back = try Model.load(dir.file("saved"))
         for name in half.parameterNames { #expect(back.parameters[name]!.scalars == half.parameters[name]!.scalars, "\(name)") }
         for ids in Self.prompts { #expect(try back.logits(ids).scalars == half.logits(ids).scalars) }
+        // Saved in their own dtype: the matrices stay BF16 on disk and after reloading.
+        let file = try SafetensorsFile(path: dir.file("saved") + "/model.safetensors")
+        for name in half.parameterNames {
+            #expect(file.entry(name)!.dtype == (half.parameters[name]!.rank == 2 ? "BF16" : "F32"), "\(name)")
+            #expect(back.parameters[name]!.elementType == half.parameters[name]!.elementType, "\(name)")
+        }
+    }
+
+    /// GGUF F16/BF16 files keep their matrices half-precision too (q and k become Float32
+    /// where llama.cpp's row permutation is undone), and saving writes them back in F16.
+    @Test func ggufKeepsHalfPrecision() throws {
+        let dir = TempDir()
+        let half = try Model.load(try Self.f16Folder(dir))
+        try half.save(gguf: dir.file("model.gguf"))
+        let gguf = try GGUFFile(path: dir.file("model.gguf"))
+        #expect(gguf.info("blk.0.ffn_down.weight")!.type == .f16 && gguf.info("blk.0.attn_q.weight")!.type == .f16)
+        let back = try Model.load(dir.file("model.gguf"))
+        #expect(back.parameters["model.layers.0.mlp.down_proj.weight"]!.elementType == .f16)
+        #expect(back.parameters["model.layers.0.self_attn.q_proj.weight"]!.elementType == .f32)
+        for name in half.parameterNames where back.parameters[name] != nil {
+            #expect(back.parameters[name]!.scalars == half.parameters[name]!.scalars, "\(name)")
+        }
+        for ids in Self.prompts { #expect(try back.logits(ids).scalars == half.logits(ids).scalars) }
     }
 }
