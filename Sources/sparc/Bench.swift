@@ -238,7 +238,7 @@ enum SgemmLimit {
     private static func best(_ repeats: Int, _ body: () -> Void) -> Double {
         body()
         var t = Double.infinity
-        for _ in 0..<max(repeats, 3) {
+        for _ in 0..<max(repeats, 20) {  // single products are short: many tries for a stable best
             let t0 = DispatchTime.now().uptimeNanoseconds
             body()
             t = min(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
