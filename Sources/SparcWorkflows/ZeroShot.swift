@@ -55,17 +55,17 @@ public enum ZeroShot {
         var items: [ZeroShotItem] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             guard !line.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
-            let where_ = "zero-shot: \(path):\(i + 1)"
+            let location = "zero-shot: \(path):\(i + 1)"
             let fields: Line
             do { fields = try JSONDecoder().decode(Line.self, from: Data(line.utf8)) } catch let e as WorkflowError {
-                throw WorkflowError.invalid("\(where_): \(e)")
+                throw WorkflowError.invalid("\(location): \(e)")
             } catch {
-                throw WorkflowError.invalid("\(where_): not a JSON object")
+                throw WorkflowError.invalid("\(location): not a JSON object")
             }
             do {
                 items.append(try ZeroShotItem(task: fields.task ?? fallbackTask, context: fields.context, choices: fields.choices, gold: fields.gold))
             } catch let e as WorkflowError {
-                throw WorkflowError.invalid("\(where_): \(e)")
+                throw WorkflowError.invalid("\(location): \(e)")
             }
         }
         guard !items.isEmpty else { throw WorkflowError.invalid("zero-shot: \(path) has no items") }
@@ -166,6 +166,7 @@ public enum ZeroShot {
     /// The harness's answers: by raw log-likelihood, and by log-likelihood per character
     /// of the choice (`len(choice)` in Python: Unicode scalars, without the delimiter).
     public static func predictions(_ item: ZeroShotItem, logLikelihoods: [Double]) -> (plain: Int, normalized: Int) {
+        // An empty choice (Python would divide by zero) counts as one character.
         let normalized = zip(logLikelihoods, item.choices).map { ll, c in ll / Double(max(1, c.unicodeScalars.count)) }
         return (argmax(logLikelihoods), argmax(normalized))
     }
