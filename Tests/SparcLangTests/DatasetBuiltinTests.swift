@@ -84,11 +84,11 @@ import Testing
         try Data(" a \n".utf8).write(to: URL(fileURLWithPath: dir.path + "/ptb.test.txt"))
         let r = try runBinary(["install", "--list"], environment: ["SPARC_DATA": dir.path, "SPARC_MODELS": dir.path + "/models"])
         #expect(r.status == 0, "\(r)")
-        for name in ["smollm2", "gemma3-270m", "profanity", "ptb", "rtp-toxic", "profanity-check"] {
+        for name in ["smollm2", "gemma3-270m", "profanity", "ptb", "rtp-toxic", "profanity-check", "zero-shot"] {
             #expect(r.out.contains("\n" + name + " "), "\(name) listed")
         }
         #expect(r.out.contains("Gemma Terms of Use") && r.out.contains("installed: \(dir.path)/ptb.test.txt"))
-        #expect(r.out.components(separatedBy: "not installed").count - 1 == 5)
+        #expect(r.out.components(separatedBy: "not installed").count - 1 == 6)
     }
 
     @Test func unknownNameIsAUsageError() throws {

@@ -27,7 +27,7 @@ public final class Interpreter: @unchecked Sendable {
 
     public init(arguments: [String] = []) {
         var table: [String: Builtin] = [:]
-        for b in CoreBuiltins.all + TensorBuiltins.all + ModelBuiltins.all + AttributionBuiltins.all + PruningBuiltins.all + WorkflowBuiltins.all { table[b.name] = b }
+        for b in CoreBuiltins.all + TensorBuiltins.all + ModelBuiltins.all + AttributionBuiltins.all + PruningBuiltins.all + WorkflowBuiltins.all + EvaluationBuiltins.all { table[b.name] = b }
         builtins = table
         builtinScope = Environment(parent: nil)
         for (name, b) in table.sorted(by: { $0.key < $1.key }) { builtinScope.define(name, .builtin(b), mutable: false) }
