@@ -488,22 +488,12 @@ def safetensors_ops(rng, data):
 
 
 def load_builtins():
-    """Builtin names and parameters, read from the Swift tables, so new builtins get
-    fuzzed without editing this file. Falls back to a fixed list if the sources moved."""
-    table = {}
-    pattern = re.compile(r'Builtin\("(\w+)"\s*(?:,\s*\[(.*?)\])?\s*(,\s*variadic:\s*true)?', re.S)
-    try:
-        for fn in sorted(os.listdir(BUILTIN_SOURCES)):
-            src = open(os.path.join(BUILTIN_SOURCES, fn), encoding="utf-8").read()
-            for m in pattern.finditer(src):
-                params = re.findall(r'Parameter\("(\w+)"', m.group(2) or "")
-                table[m.group(1)] = (params, bool(m.group(3)))
-    except OSError:
-        pass
+    """{name: (params, variadic)} for the hostile generator, from `parse_builtin_table`, so
+    new builtins get fuzzed without editing this file. Falls back to a fixed list if the
+    sources moved."""
+    table = {n: (params, variadic) for n, (params, _, variadic) in parse_builtin_table().items()}
     if len(table) < 10:
         table = {n: (["x"], True) for n in "print len range min max abs round sqrt exp log zeros ones tensor arange rand shape reshape sum mean topk".split()}
-    # Never let random programs start external commands or wander outside the scratch folder.
-    table.pop("toxicity", None)
     return table
 
 
@@ -806,7 +796,8 @@ RETURNS = {
 
 
 def parse_builtin_table():
-    """{name: (params, required, variadic)} from the Swift tables."""
+    """{name: (params, required, variadic)} from the Swift tables. `toxicity` is left out:
+    random programs must never start external commands or wander outside the scratch folder."""
     table = {}
     pattern = re.compile(r'Builtin\("(\w+)"\s*(?:,\s*\[(.*?)\])?\s*(,\s*variadic:\s*true)?', re.S)
     try:
