@@ -202,8 +202,7 @@ public enum Attribution {
                 }
             }
             done += batch.count
-            // This rank's share, scaled to the whole (ranks advance alike).
-            progress(min(samples.count, done * world.size), samples.count)
+            progress(world.progress(done, of: samples.count), samples.count)
         }
         if world.size > 1 {
             // Every rank adds the other ranks' sums; a rank without samples adds zeros.
@@ -423,10 +422,10 @@ public enum Attribution {
             let roles = InputStatistics.roles(gated: model.config.gatedMLP)
             for l in 0..<model.config.numLayers {
                 for role in roles {
-                let key = ParameterKey(role, layer: l)
-                var acc = sums[key] ?? [Double](repeating: 0, count: model.runtimeParameters[key]!.shape[1])
-                try world.sum(&acc)
-                sums[key] = acc
+                    let key = ParameterKey(role, layer: l)
+                    var acc = sums[key] ?? [Double](repeating: 0, count: model.runtimeParameters[key]!.shape[1])
+                    try world.sum(&acc)
+                    sums[key] = acc
                 }
             }
             tokens = try world.sum(tokens)

@@ -121,13 +121,18 @@ public struct World: Sendable {
 
     /// `body(i)` for every i in 0..<count, each computed on one rank (contiguous shards),
     /// the results on every rank in order: for independent evaluations (sweep points).
-    /// `done` is told how many of this rank's items are finished.
+    /// `done` is told how many of all `count` items are finished (`progress`).
     public func map<T: Codable>(_ count: Int, done: (Int) -> Void = { _ in }, _ body: (Int) throws -> T) throws -> [T] {
         var local: [T] = []
         for i in shard(count) {
             local.append(try body(i))
-            done(local.count)
+            done(progress(local.count, of: count))
         }
         return try gather(local)
     }
+
+    /// How many of `total` items the job has done when this rank has done `local` of its
+    /// shard: ranks advance alike, so this rank's count times the ranks, at most the total
+    /// (what rank 0's progress bar shows).
+    public func progress(_ local: Int, of total: Int) -> Int { min(total, local * size) }
 }

@@ -58,7 +58,7 @@ public enum CircuitSearch {
                              ablation: Pruning.Ablation = .zero, world: World = .current,
                              progress: (Int) -> Void = { _ in }) throws -> [Point] {
         let e = try Evaluator(model, task, ranking, scope, metric, ablation)
-        return try world.map(fractions.count, done: { progress(min(fractions.count, $0 * world.size)) }) { i in
+        return try world.map(fractions.count, done: progress) { i in
             try e.evaluate(kept: fractions[i]).point
         }
     }
@@ -81,7 +81,7 @@ public enum CircuitSearch {
         // over the ranks; the bisection after it is sequential, so every rank runs it alike
         // and the circuit does not depend on the number of ranks.
         let sortedGrid = grid.sorted()
-        var points = try world.map(sortedGrid.count, done: { progress(min(sortedGrid.count, $0 * world.size)) }) { i in
+        var points = try world.map(sortedGrid.count, done: progress) { i in
             try e.evaluate(kept: sortedGrid[i]).point
         }
         guard let first = points.first(where: { $0.ratio >= target }) else {

@@ -219,7 +219,7 @@ enum WorkflowBuiltins {
                 }
                 let outs = try m.generate(batch: ids, maxTokens: maxTokens, samplings: samplings)
                 continuations += outs.map { m.tokenizer.decode($0, skipSpecialTokens: true) }
-                bar.update(min(pairs.count, continuations.count * world.size))
+                bar.update(world.progress(continuations.count, of: pairs.count))
             }
             continuations = try world.gather(continuations)
             var kept: [Value] = []
@@ -249,8 +249,7 @@ enum WorkflowBuiltins {
                 return r
             }
             // Every (map, sparsity) point is independent: split over the ranks.
-            let world = World.current
-            let perplexities = try world.map(rankings.count * levels.count, done: { bar.update(1 + min(rankings.count * levels.count, $0 * world.size)) }) { i in
+            let perplexities = try World.current.map(rankings.count * levels.count, done: { bar.update(1 + $0) }) { i in
                 let pruned = try Pruning.prune(m, try Selection.extreme(rankings[i / levels.count], k: levels[i % levels.count], largest: false, per: scope))
                 return try pruned.perplexity(ids, window: window).perplexity
             }
