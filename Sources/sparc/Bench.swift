@@ -37,13 +37,7 @@ struct Bench: ParsableCommand {
         var rows: [[String: Any]] = []
         for n in lengths {
             let ids = (0..<n).map { ($0 * 7919 + 13) % c.vocabSize }
-            _ = try m.logits(ids)  // warm-up
-            var best = Double.infinity
-            for _ in 0..<repeats {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = try m.logits(ids)
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
+            let best = try bestSeconds(of: repeats) { _ = try m.logits(ids) }
             let flops = Bench.forwardFLOPs(c, tokens: n)
             let limit = SgemmLimit.measure(c, tokens: n, repeats: repeats)
             rows.append(["tokens": n, "seconds": best, "tokens_per_s": Double(n) / best, "gflops": flops / best / 1e9,
@@ -76,18 +70,10 @@ struct Bench: ParsableCommand {
         var rows: [[String: Any]] = []
         for n in lengths {
             let ids = (0..<n).map { ($0 * 7919 + 13) % c.vocabSize }
-            func best(_ body: () throws -> Void) rethrows -> Double {
-                try body()  // warm-up
-                var t = Double.infinity
-                for _ in 0..<repeats {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    try body()
-                    t = min(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                }
-                return t
+            let forward = try bestSeconds(of: repeats) { _ = try m.logits(ids) }
+            let lrp = try bestSeconds(of: repeats) {
+                _ = try Attribution.attribute(m, samples: [AttributionSample(ids: ids)], method: .lrp, level: .weight)
             }
-            let forward = try best { _ = try m.logits(ids) }
-            let lrp = try best { _ = try Attribution.attribute(m, samples: [AttributionSample(ids: ids)], method: .lrp, level: .weight) }
             // Backward ≈ 2× the forward's products (input and weight gradients); the output
             // projection runs for the last position only.
             let forwardNoHead = Bench.forwardFLOPs(c, tokens: n) - 2 * Double(n) * Double(c.hiddenSize) * Double(c.vocabSize)
@@ -201,7 +187,7 @@ struct Bench: ParsableCommand {
 /// The machine's sgemm throughput on one model's products at `tokens` rows, timed through
 /// the runtime's own BLAS calls and thread split (`BLAS.linear`, `linearInputGradient`,
 /// `linearWeightGradient`) on every linear layer shape of a block: the speed a pass would
-/// have if it did nothing but its matrix products. Best of `repeats` after a warm-up.
+/// have if it did nothing but its matrix products. Best of at least 20 tries after a warm-up.
 enum SgemmLimit {
     /// GFLOP/s of the forward's products, of the backward's, and of both (a forward + LRP pass).
     struct Throughput { let forward: Double, backward: Double, pass: Double }
@@ -211,23 +197,20 @@ enum SgemmLimit {
         // (in, out) of q, k, v, o, the MLP's input projections (gate and up when gated) and down.
         var shapes = [(d, q), (d, kv), (d, kv), (q, d), (d, i), (i, d)]
         if c.gatedMLP { shapes.append((d, i)) }
+        // Single products are short: many tries for a stable best.
+        let tries = max(repeats, 20)
         var forward = (flops: 0.0, seconds: 0.0), backward = (flops: 0.0, seconds: 0.0)
         for (k, m) in shapes {
+            let x = zeros(n * k), w = zeros(m * k), dy = zeros(n * m), y = zeros(n * m), dx = zeros(n * k), dw = zeros(m * k)
+            defer { for p in [x, w, dy, y, dx, dw] { p.deallocate() } }
+            forward.seconds += bestSeconds(of: tries) { BLAS.linear(x, rows: n, inFeatures: k, weight: w, outFeatures: m, into: y) }
+            backward.seconds += bestSeconds(of: tries) {
+                BLAS.linearInputGradient(dy, rows: n, outFeatures: m, weight: w, inFeatures: k, into: dx)
+            }
+            backward.seconds += bestSeconds(of: tries) {
+                BLAS.linearWeightGradient(dy, x, rows: n, outFeatures: m, inFeatures: k, into: dw, accumulate: false)
+            }
             let flops = 2 * Double(n) * Double(k) * Double(m)
-            let x = Tensor(zeros: [n, k]), w = Tensor(zeros: [m, k]), dy = Tensor(zeros: [n, m])
-            var y = Tensor(zeros: [n, m]), dx = Tensor(zeros: [n, k]), dw = Tensor(zeros: [m, k])
-            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { dyp in
-                y.withUnsafeMutableBufferPointer { yp in dx.withUnsafeMutableBufferPointer { dxp in dw.withUnsafeMutableBufferPointer { dwp in
-                    let X = xp.baseAddress!, W = wp.baseAddress!, DY = dyp.baseAddress!
-                    forward.seconds += best(repeats) { BLAS.linear(X, rows: n, inFeatures: k, weight: W, outFeatures: m, into: yp.baseAddress!) }
-                    backward.seconds += best(repeats) {
-                        BLAS.linearInputGradient(DY, rows: n, outFeatures: m, weight: W, inFeatures: k, into: dxp.baseAddress!)
-                    }
-                    backward.seconds += best(repeats) {
-                        BLAS.linearWeightGradient(DY, X, rows: n, outFeatures: m, inFeatures: k, into: dwp.baseAddress!, accumulate: false)
-                    }
-                } } }
-            } } }
             forward.flops += flops
             backward.flops += 2 * flops
         }
@@ -235,14 +218,22 @@ enum SgemmLimit {
                           pass: (forward.flops + backward.flops) / (forward.seconds + backward.seconds) / 1e9)
     }
 
-    private static func best(_ repeats: Int, _ body: () -> Void) -> Double {
-        body()
-        var t = Double.infinity
-        for _ in 0..<max(repeats, 20) {  // single products are short: many tries for a stable best
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            body()
-            t = min(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        return t
+    /// A zeroed Float buffer (deallocated by the caller).
+    private static func zeros(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        p.initialize(repeating: 0, count: max(count, 1))
+        return p
     }
+}
+
+/// The shortest of `tries` timed runs of `body`, in seconds, after one untimed warm-up run.
+func bestSeconds(of tries: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var best = Double.infinity
+    for _ in 0..<tries {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+    }
+    return best
 }
