@@ -43,7 +43,7 @@ struct Attention {
     func forward(_ Q: UnsafePointer<Float>, _ K: UnsafePointer<Float>, _ V: UnsafePointer<Float>,
                  tokens: [[Int]], starts: [Int], caches: [KVCache], layer l: Int,
                  into A: UnsafeMutablePointer<Float>, probabilities: [Tensor]?) {
-        let hd = headDim, qDim = heads * hd, kvDim = kvHeads * hd, scale = scale, group = group, nH = heads
+        let hd = headDim, qDim = heads * hd, kvDim = kvHeads * hd, group = group, nH = heads
         let window = windows[l]
         for (s, seq) in tokens.enumerated() {
             let past = caches[s].length, rows = seq.count
