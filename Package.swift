@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layers, bottom to top: CBLAS (OpenBLAS) → SparcTensor (tensor core) →
+// Layers, bottom to top: CBLAS (OpenBLAS), CKernels (element-wise C kernels) → SparcTensor (tensor core) →
 // SparcFormats (GGUF / safetensors files) → SparcModel (tokenizer, Llama runtime) →
 // SparcAttribution (AttnLRP and baselines) → SparcPruning (masks, pruning) →
 // SparcWorkflows (tasks, circuits, behaviour metrics, charts) → SparcLang (the sparc
@@ -34,9 +34,10 @@ let package = Package(
         ),
         .target(name: "CEditLine", linkerSettings: [.linkedLibrary("edit")]),
         .target(name: "CAllocator"),
+        .target(name: "CKernels"),
         .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "SparcCluster", dependencies: ["CMPI"]),
-        .target(name: "SparcTensor", dependencies: ["CBLAS", "CAllocator"]),
+        .target(name: "SparcTensor", dependencies: ["CBLAS", "CAllocator", "CKernels"]),
         .target(name: "SparcFormats", dependencies: ["SparcTensor"]),
         .target(name: "SparcModel", dependencies: ["SparcTensor", "SparcFormats",
                                                    .product(name: "HeapModule", package: "swift-collections")]),

@@ -1,89 +1,61 @@
+import CKernels
 import Foundation
 
 /// Vectorised element-wise kernels over raw buffers, used by the model runtime's hot
-/// loops. Each works on SIMD16 lanes with a scalar tail.
+/// loops: sums and products on SIMD16 lanes with a scalar tail here, the exp-based ones in C.
 public enum Kernels {
     public typealias V = SIMD16<Float>
 
-    /// e^x on 16 lanes: Cody–Waite range reduction x = n·ln2 + r, a degree-6 polynomial
-    /// for e^r on |r| ≤ ln2/2, then scaling by 2^n through the exponent bits.
-    /// Relative error about 2 ulp; inputs below -87.3 give 0, above 88.7 give +inf, NaN
-    /// gives NaN (a NaN must not reach the float → integer conversion, which traps).
-    @inline(__always)
-    public static func exp(_ x: V) -> V {
-        let lo = V(repeating: -87.33654), hi = V(repeating: 88.72283)
-        let isNaN = x .!= x
-        var xc = x.replacing(with: 0, where: isNaN)
-        xc = xc.replacing(with: lo, where: xc .< lo)
-        xc = xc.replacing(with: hi, where: xc .> hi)
-        // Round to nearest by adding 1.5·2²³: the integer lands in the low mantissa bits.
-        let magic = V(repeating: 12_582_912)
-        let shifted = xc * V(repeating: 1.442695041) + magic
-        let n = shifted - magic
-        var r = xc - n * V(repeating: 0.693359375)
-        r = r - n * V(repeating: -2.12194440e-4)
-        var p = V(repeating: 1.9875691500e-4)
-        p = p * r + V(repeating: 1.3981999507e-3)
-        p = p * r + V(repeating: 8.3334519073e-3)
-        p = p * r + V(repeating: 4.1665795894e-2)
-        p = p * r + V(repeating: 1.6666665459e-1)
-        p = p * r + V(repeating: 5.0000001201e-1)
-        p = p * r * r + r + V(repeating: 1)
-        // 2^n from the integer bits: n + 127 into the exponent field; n ∈ [-126, 128] after
-        // clamping, and n = 128 (x near 88.7) is finished with a second factor of 2.
-        let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
-        let top = ni .== 128
-        let e = (ni &+ 127).replacing(with: 254, where: top)
-        var result = p * unsafeBitCast(e &<< 23, to: V.self)
-        result = result.replacing(with: result * V(repeating: 2), where: top)
-        result = result.replacing(with: V(repeating: 0), where: x .< lo)
-        result = result.replacing(with: V(repeating: .infinity), where: x .> hi)
-        return result.replacing(with: V(repeating: .nan), where: isNaN)
+    /// e^x (Cody–Waite range reduction x = n·ln2 + r, a degree-6 polynomial for e^r,
+    /// scaling by 2^n through the exponent bits; relative error about 2 ulp). Inputs below
+    /// -87.3 give 0, above 88.7 give +inf, NaN gives NaN. The array kernels are in C
+    /// (Sources/CKernels: Swift's SIMD mask operations compile to scalar code).
+    public static func exp(_ x: Float) -> Float {
+        var y = x
+        sparc_exp(&y, 1)
+        return y
     }
 
-    @inline(__always)
-    public static func exp(_ x: Float) -> Float { exp(V(repeating: x))[0] }
+    /// The instruction set the C kernels run with: "AVX-512", "AVX2" or "baseline".
+    public static var instructionSet: String { String(cString: sparc_kernels_variant()) }
 
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+    /// Switches the C kernels to another instruction set's copy (0 baseline, 1 AVX2, 2
+    /// AVX-512); false, changing nothing, when this CPU cannot run it. For tests and benchmarks.
+    @discardableResult
+    public static func useInstructionSet(_ level: Int) -> Bool { sparc_kernels_use(Int32(level)) != 0 }
 
-    /// The first `n` < 16 floats at `p`, the other lanes set to `fill`.
-    @inline(__always) static func loadPartial(_ p: UnsafePointer<Float>, _ n: Int, fill: Float) -> V {
-        var v = V(repeating: fill)
-        for j in 0..<n { v[j] = p[j] }
-        return v
+    /// In place: x ← e^x.
+    public static func exp(_ x: UnsafeMutablePointer<Float>, count: Int) { sparc_exp(x, count) }
+
+    /// The element-wise non-linearities of the MLPs (their C numbering).
+    public enum Activation: Int32, Sendable {
+        case silu = 0, geluTanh = 1, gelu = 2, relu = 3
     }
 
-    @inline(__always) static func storePartial(_ v: V, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
-        for j in 0..<n { p[j] = v[j] }
+    /// x ← f(x).
+    public static func activation(_ f: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
+        sparc_activation(f.rawValue, x, count)
     }
 
-    /// In place: x ← x · σ(x)  (SiLU).
-    public static func silu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        while i + 16 <= count {
-            let v = load(x + i)
-            store(v / (V(repeating: 1) + exp(-v)), x + i)
-            i += 16
-        }
-        if i < count {
-            let v = loadPartial(x + i, count - i, fill: 0)
-            storePartial(v / (V(repeating: 1) + exp(-v)), x + i, count - i)
-        }
+    /// gate ← f(gate) ⊙ up, the gated product (SwiGLU, GeGLU), in one pass.
+    public static func gatedActivation(_ f: Activation, _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        sparc_activation_gated(f.rawValue, gate, up, count)
     }
 
-    /// In place: gate ← SiLU(gate) ⊙ up, the SwiGLU product, in one pass.
-    public static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        var i = 0
-        while i + 16 <= count {
-            let g = load(gate + i)
-            store(g / (V(repeating: 1) + exp(-g)) * load(up + i), gate + i)
-            i += 16
-        }
-        if i < count {
-            let g = loadPartial(gate + i, count - i, fill: 0), u = loadPartial(up + i, count - i, fill: 0)
-            storePartial(g / (V(repeating: 1) + exp(-g)) * u, gate + i, count - i)
-        }
+    /// d ← d ⊙ (what f passes back at the pre-activation x): f'(x), or under the identity
+    /// rule (AttnLRP Eq. 9, `identityEpsilon` given) f(x)/(x + ε).
+    public static func activationBackward(_ f: Activation, _ d: UnsafeMutablePointer<Float>, preActivation x: UnsafePointer<Float>,
+                                          count: Int, identityEpsilon: Float?) {
+        sparc_activation_backward(f.rawValue, d, x, count, identityEpsilon == nil ? 0 : 1, identityEpsilon ?? 0)
+    }
+
+    /// Backward of m = f(gate) ⊙ up: dp = dProduct · share; dGate ← dp · up · (what f passes
+    /// back at gate), dUp ← dp · f(gate). `dUp` may alias `dProduct`.
+    public static func gatedActivationBackward(_ f: Activation, _ dProduct: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+                                               up: UnsafePointer<Float>, dGate: UnsafeMutablePointer<Float>,
+                                               dUp: UnsafeMutablePointer<Float>, count: Int, share: Float, identityEpsilon: Float?) {
+        sparc_activation_gated_backward(f.rawValue, dProduct, gate, up, dGate, dUp, count, share,
+                                        identityEpsilon == nil ? 0 : 1, identityEpsilon ?? 0)
     }
 
     /// In place: a ← a ⊙ b.
@@ -144,46 +116,17 @@ public enum Kernels {
 
     /// In place softmax of one row; entries at index ≥ `valid` become 0 (causal mask).
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, valid: Int) {
-        guard valid > 0 else { x.update(repeating: 0, count: count); return }
-        let full = valid / 16 * 16, tail = valid - full
-        var vmax = V(repeating: -.infinity)
-        var i = 0
-        while i < full { vmax = pointwiseMax(vmax, load(x + i)); i += 16 }
-        if tail > 0 { vmax = pointwiseMax(vmax, loadPartial(x + full, tail, fill: -.infinity)) }
-        let m = V(repeating: vmax.max())
-        var sum = V(repeating: 0)
-        i = 0
-        while i < full {
-            let e = exp(load(x + i) - m)
-            store(e, x + i)
-            sum += e
-            i += 16
-        }
-        var tailValues = V(repeating: 0)
-        if tail > 0 {
-            // Padding lanes hold -inf, whose exponential is 0: they add nothing to the sum.
-            tailValues = exp(loadPartial(x + full, tail, fill: -.infinity) - m)
-            sum += tailValues
-        }
-        let inv = V(repeating: 1 / sum.sum())
-        i = 0
-        while i < full { store(load(x + i) * inv, x + i); i += 16 }
-        if tail > 0 { storePartial(tailValues * inv, x + full, tail) }
-        if valid < count { (x + valid).update(repeating: 0, count: count - valid) }
+        sparc_softmax(x, count, valid)
+    }
+
+    /// The softmax Jacobian on a causal `[rows, rows]` block, in place:
+    /// dP[i, j] ← scale · P[i, j] · (dP[i, j] − Σ_{j' ≤ i} P[i, j'] dP[i, j']) for j ≤ i, else 0.
+    public static func softmaxBackwardCausal(_ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, rows: Int, scale: Float) {
+        sparc_softmax_backward_causal(p, dp, rows, scale)
     }
 
     /// log Σ exp(x) of one row, computed stably.
     public static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        var m = -Float.infinity
-        for i in 0..<count { m = max(m, x[i]) }
-        var s: Double = 0
-        let vm = V(repeating: m)
-        var i = 0
-        while i + 16 <= count {
-            s += Double(exp(UnsafeRawPointer(x + i).loadUnaligned(as: V.self) - vm).sum())
-            i += 16
-        }
-        while i < count { s += Double(exp(x[i] - m)); i += 1 }
-        return Double(m) + Foundation.log(s)
+        sparc_log_sum_exp(x, count)
     }
 }

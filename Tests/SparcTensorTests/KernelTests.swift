@@ -21,18 +21,121 @@ import Testing
         #expect(abs(Kernels.exp(big) - bigRef) / bigRef < 3e-7)
     }
 
-    @Test func siluMultiplyAdd() {
+    /// f and f' in Double, the references of the C activation kernels.
+    static func reference(_ a: Kernels.Activation, _ x: Double) -> (f: Double, df: Double) {
+        switch a {
+        case .silu:
+            let s = 1 / (1 + Foundation.exp(-x))
+            return (x * s, s * (1 + x * (1 - s)))
+        case .geluTanh:
+            let c = (2 / Double.pi).squareRoot(), u = c * (x + 0.044715 * x * x * x), t = tanh(u)
+            return (0.5 * x * (1 + t), 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x))
+        case .gelu:
+            let cdf = 0.5 * (1 + erf(x / 2.0.squareRoot())), pdf = Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
+            return (x * cdf, cdf + x * pdf)
+        case .relu:
+            return (max(x, 0), x > 0 ? 1 : 0)
+        }
+    }
+
+    @Test(arguments: [Kernels.Activation.silu, .geluTanh, .gelu, .relu])
+    func activationsMatchDoubleReferences(_ a: Kernels.Activation) {
+        let n = 37  // two full 16-lane chunks and a tail
+        let x = (0..<n).map { Float($0) * 0.3 - 5.3 }
+        let up = (0..<n).map { Float($0 % 5) * 0.4 - 0.9 }
+        let d = (0..<n).map { 1 - Float($0) * 0.05 }
+        func close(_ got: Float, _ want: Double) -> Bool { abs(Double(got) - want) <= 2e-6 * max(1, abs(want)) }
+        var f = x
+        f.withUnsafeMutableBufferPointer { Kernels.activation(a, $0.baseAddress!, count: n) }
+        var gated = x
+        gated.withUnsafeMutableBufferPointer { Kernels.gatedActivation(a, $0.baseAddress!, up, count: n) }
+        var dPlain = d, dIdentity = d
+        dPlain.withUnsafeMutableBufferPointer { Kernels.activationBackward(a, $0.baseAddress!, preActivation: x, count: n, identityEpsilon: nil) }
+        dIdentity.withUnsafeMutableBufferPointer { Kernels.activationBackward(a, $0.baseAddress!, preActivation: x, count: n, identityEpsilon: 1e-10) }
+        var dGate = [Float](repeating: 0, count: n), dUp = d  // dUp aliases dProduct, as in the MLP
+        dUp.withUnsafeMutableBufferPointer { du in
+            Kernels.gatedActivationBackward(a, du.baseAddress!, gate: x, up: up, dGate: &dGate, dUp: du.baseAddress!,
+                                            count: n, share: 0.5, identityEpsilon: nil)
+        }
+        for i in 0..<n {
+            let (rf, rdf) = Self.reference(a, Double(x[i]))
+            #expect(close(f[i], rf), "f(\(x[i]))")
+            #expect(close(gated[i], rf * Double(up[i])))
+            #expect(close(dPlain[i], Double(d[i]) * rdf), "f'(\(x[i]))")
+            #expect(close(dIdentity[i], Double(d[i]) * rf / (Double(x[i]) + 1e-10)))
+            #expect(close(dGate[i], 0.5 * Double(d[i]) * Double(up[i]) * rdf))
+            #expect(close(dUp[i], 0.5 * Double(d[i]) * rf))
+        }
+    }
+
+    /// The AVX-512, AVX2 and baseline copies of the C kernels do the same float operations in
+    /// the same order: bit-identical results on every CPU.
+    @Test func everyInstructionSetGivesTheSameBits() {
+        let n = 1000
+        var x = (0..<n).map { i -> Float in sin(Float(i) * 0.77) * Float(i % 97) }
+        x[7] = .nan
+        x[8] = .infinity
+        let up = (0..<n).map { cos(Float($0)) }
+        func run() -> [[UInt32]] {
+            var outs: [[Float]] = []
+            var e = x
+            Kernels.exp(&e, count: n)
+            outs.append(e)
+            var sm = x.map { $0.isFinite ? $0 : 0 }
+            Kernels.softmax(&sm, count: n, valid: n - 3)
+            outs.append(sm)
+            for a in [Kernels.Activation.silu, .geluTanh, .gelu, .relu] {
+                var f = x, g = x, d = up, dg = [Float](repeating: 0, count: n), du = up
+                Kernels.activation(a, &f, count: n)
+                Kernels.gatedActivation(a, &g, up, count: n)
+                Kernels.activationBackward(a, &d, preActivation: x, count: n, identityEpsilon: 1e-10)
+                Kernels.gatedActivationBackward(a, up, gate: x, up: up, dGate: &dg, dUp: &du, count: n, share: 0.5, identityEpsilon: nil)
+                outs += [f, g, d, dg, du]
+            }
+            outs.append([Float(Kernels.logSumExp(sm, count: n))])
+            return outs.map { $0.map(\.bitPattern) }
+        }
+        let best = Kernels.instructionSet
+        defer { Kernels.useInstructionSet(best == "AVX-512" ? 2 : best == "AVX2" ? 1 : 0) }
+        #expect(Kernels.useInstructionSet(0))
+        let baseline = run()
+        for level in 1...2 where Kernels.useInstructionSet(level) {
+            #expect(run() == baseline, "instruction set \(Kernels.instructionSet)")
+        }
+        #expect(!Kernels.useInstructionSet(3))
+    }
+
+    @Test func multiplyAdd() {
         let n = 37
         var a = (0..<n).map { Float($0) * 0.3 - 5 }
         let b = (0..<n).map { Float($0) * 0.1 }
-        let expected = a.map { $0 / (1 + Float(Foundation.exp(Double(-$0)))) }
-        a.withUnsafeMutableBufferPointer { Kernels.silu($0.baseAddress!, count: n) }
-        for i in 0..<n { #expect(abs(a[i] - expected[i]) < 1e-5) }
         let before = a
         a.withUnsafeMutableBufferPointer { p in b.withUnsafeBufferPointer { Kernels.multiply(p.baseAddress!, by: $0.baseAddress!, count: n) } }
         for i in 0..<n { #expect(a[i] == before[i] * b[i]) }
         a.withUnsafeMutableBufferPointer { p in b.withUnsafeBufferPointer { Kernels.add(p.baseAddress!, $0.baseAddress!, count: n) } }
         for i in 0..<n { #expect(a[i] == before[i] * b[i] + b[i]) }
+    }
+
+    @Test(arguments: [1, 5, 16, 37])
+    func softmaxBackwardMatchesNaive(rows: Int) {
+        var p = [Float](repeating: 0, count: rows * rows)
+        for i in 0..<rows {
+            p.withUnsafeMutableBufferPointer { buf in
+                for j in 0...i { buf[i * rows + j] = sin(Float(i * 7 + j)) }
+                Kernels.softmax(buf.baseAddress! + i * rows, count: rows, valid: i + 1)
+            }
+        }
+        let dp0 = (0..<(rows * rows)).map { cos(Float($0) * 0.37) }
+        var dp = dp0
+        Kernels.softmaxBackwardCausal(p, &dp, rows: rows, scale: 0.125)
+        for i in 0..<rows {
+            var dot = 0.0
+            for j in 0...i { dot += Double(p[i * rows + j]) * Double(dp0[i * rows + j]) }
+            for j in 0..<rows {
+                let want = j <= i ? 0.125 * Double(p[i * rows + j]) * (Double(dp0[i * rows + j]) - dot) : 0
+                #expect(abs(Double(dp[i * rows + j]) - want) < 1e-6)
+            }
+        }
     }
 
     @Test func softmaxNormalisesAndMasks() {

@@ -114,12 +114,7 @@ struct Attention {
             BLAS.sgemm(transB: true, m: rows, n: rows, k: hd, a: dO, lda: qDim, b: values, ldb: kvDim, c: dP, ldc: rows)
             BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: vShare, a: P, lda: rows, b: dO, ldb: qDim,
                        c: DVH + r0 * qDim + head * hd, ldc: qDim)
-            for i in 0..<rows {
-                let pr = P + i * rows, dr = dP + i * rows
-                var dot: Float = 0
-                for j in 0...i { dot += pr[j] * dr[j] }
-                for j in 0..<rows { dr[j] = j <= i ? pr[j] * (dr[j] - dot) * scale : 0 }
-            }
+            Kernels.softmaxBackwardCausal(P, dP, rows: rows, scale: scale)
             BLAS.sgemm(m: rows, n: hd, k: rows, alpha: qkShare, a: dP, lda: rows, b: keys, ldb: kvDim,
                        c: DQ + r0 * qDim + head * hd, ldc: qDim)
             BLAS.sgemm(transA: true, m: rows, n: hd, k: rows, alpha: qkShare, a: dP, lda: rows,

@@ -85,83 +85,23 @@ func copy(_ p: UnsafePointer<Float>, _ shape: [Int]) -> Tensor {
     return t
 }
 
-/// Element-wise non-linearities, forward and backward, vectorised 16 lanes at a time.
+/// Element-wise non-linearities, forward and backward (the kernels are in SparcTensor).
 enum Activations {
-    typealias V = SIMD16<Float>
-
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
-
-    /// Runs `body` on 16-lane chunks; the tail goes through a zero-padded chunk.
-    @inline(__always)
-    static func chunks(_ count: Int, _ body: (Int, Int) -> Void) {
-        var i = 0
-        while i + 16 <= count { body(i, 16); i += 16 }
-        if i < count { body(i, count - i) }
-    }
-
-    @inline(__always) static func load(_ p: UnsafePointer<Float>, _ n: Int) -> V {
-        if n == 16 { return load(p) }
-        var v = V(repeating: 0)
-        for j in 0..<n { v[j] = p[j] }
-        return v
-    }
-    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
-        if n == 16 { store(v, p); return }
-        for j in 0..<n { p[j] = v[j] }
-    }
-
-    /// f(x) and f'(x) for 16 lanes.
-    @inline(__always)
-    static func value(_ a: Activation, _ x: V) -> (f: V, df: V) {
-        let one = V(repeating: 1), half = V(repeating: 0.5)
-        switch a {
-        case .silu:
-            let sig = one / (one + Kernels.exp(-x))
-            return (x * sig, sig * (one + x * (one - sig)))
-        case .geluTanh:
-            // 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³); tanh(u) = 1 − 2/(e^{2u} + 1).
-            let c = V(repeating: 0.7978845608028654), k = V(repeating: 0.044715)
-            let u = c * (x + k * x * x * x)
-            let t = one - V(repeating: 2) / (Kernels.exp(V(repeating: 2) * u) + one)
-            let du = c * (one + V(repeating: 3) * k * x * x)
-            return (half * x * (one + t), half * (one + t) + half * x * (one - t * t) * du)
-        case .gelu:
-            var f = V(), df = V()
-            for j in 0..<16 {
-                let cdf: Float = 0.5 * (1 + erff(x[j] / Float(2).squareRoot()))
-                let pdf = Foundation.exp(-0.5 * x[j] * x[j]) / (2 * Float.pi).squareRoot()
-                f[j] = x[j] * cdf
-                df[j] = cdf + x[j] * pdf
-            }
-            return (f, df)
-        case .relu:
-            let zero = V(repeating: 0)
-            return (x.replacing(with: zero, where: x .< zero), V(repeating: 0).replacing(with: one, where: x .> zero))
-        }
-    }
-
     /// x ← f(x).
     static func apply(_ a: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
-        chunks(count) { i, n in store(value(a, load(x + i, n)).f, x + i, n) }
+        Kernels.activation(a.kernel, x, count: count)
     }
 
     /// gate ← f(gate) ⊙ up, the gated product, in one pass.
     static func gatedProduct(_ a: Activation, _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        chunks(count) { i, n in store(value(a, load(gate + i, n)).f * load(up + i, n), gate + i, n) }
+        Kernels.gatedActivation(a.kernel, gate, up, count: count)
     }
 
-    /// The derivative f passes back: f'(x), or under the identity rule (Eq. 9) f(x)/(x + ε).
-    @inline(__always)
-    static func passed(_ a: Activation, _ x: V, rules: BackwardRules) -> (f: V, pass: V) {
-        let (f, df) = value(a, x)
-        return (f, rules.identityAtActivations ? f / (x + V(repeating: BackwardRules.identityEpsilon)) : df)
-    }
-
-    /// In place: d ← d ⊙ (what f passes back at the pre-activation x).
+    /// In place: d ← d ⊙ (what f passes back at the pre-activation x): f'(x), or under the
+    /// identity rule (Eq. 9) f(x)/(x + ε).
     static func backward(_ a: Activation, _ d: UnsafeMutablePointer<Float>, preActivation x: UnsafePointer<Float>,
                          count: Int, rules: BackwardRules) {
-        chunks(count) { i, n in store(load(d + i, n) * passed(a, load(x + i, n), rules: rules).pass, d + i, n) }
+        Kernels.activationBackward(a.kernel, d, preActivation: x, count: count, identityEpsilon: identityEpsilon(rules))
     }
 
     /// Backward of m = f(gate) ⊙ up: the product's gradient (× the uniform rule's share,
@@ -169,12 +109,23 @@ enum Activations {
     /// alias `dProduct`.
     static func gatedBackward(_ a: Activation, _ dProduct: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                               dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int, rules: BackwardRules) {
-        let share = V(repeating: rules.productShare)
-        chunks(count) { i, n in
-            let dp = load(dProduct + i, n) * share, g = load(gate + i, n), u = load(up + i, n)
-            let (f, pass) = passed(a, g, rules: rules)
-            store(dp * u * pass, dGate + i, n)
-            store(dp * f, dUp + i, n)
+        Kernels.gatedActivationBackward(a.kernel, dProduct, gate: gate, up: up, dGate: dGate, dUp: dUp, count: count,
+                                        share: rules.productShare, identityEpsilon: identityEpsilon(rules))
+    }
+
+    private static func identityEpsilon(_ rules: BackwardRules) -> Float? {
+        rules.identityAtActivations ? BackwardRules.identityEpsilon : nil
+    }
+}
+
+extension Activation {
+    /// The kernel computing it.
+    var kernel: Kernels.Activation {
+        switch self {
+        case .silu: .silu
+        case .geluTanh: .geluTanh
+        case .gelu: .gelu
+        case .relu: .relu
         }
     }
 }

@@ -1,0 +1,66 @@
+// Dispatch: the first call picks the kernels of the best instruction set this CPU has.
+#include "kernels.h"
+#include "kernel_table.h"
+
+#include <stdatomic.h>
+
+static const kernel_table *const variants[] = {
+    &kernels_baseline,
+#if defined(__x86_64__)
+    &kernels_avx2,
+    &kernels_avx512,
+#endif
+};
+static const char *const variant_names[] = {"baseline", "AVX2", "AVX-512"};
+static const int variant_count = sizeof variants / sizeof variants[0];
+
+// The best variant this CPU runs.
+static int best_supported(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2")) return 1;
+#endif
+    return 0;
+}
+
+// -1 until chosen. Every variant computes the same results, so a race to choose is harmless.
+static _Atomic int chosen = -1;
+
+static const kernel_table *table(void) {
+    int v = atomic_load_explicit(&chosen, memory_order_relaxed);
+    if (v < 0) {
+        v = best_supported();
+        atomic_store_explicit(&chosen, v, memory_order_relaxed);
+    }
+    return variants[v];
+}
+
+const char *sparc_kernels_variant(void) {
+    (void)table();
+    return variant_names[atomic_load_explicit(&chosen, memory_order_relaxed)];
+}
+
+int sparc_kernels_use(int variant) {
+    if (variant < 0 || variant >= variant_count || variant > best_supported()) return 0;
+    atomic_store_explicit(&chosen, variant, memory_order_relaxed);
+    return 1;
+}
+
+void sparc_exp(float *x, long count) { table()->exp(x, count); }
+void sparc_softmax(float *x, long count, long valid) { table()->softmax(x, count, valid); }
+void sparc_softmax_backward_causal(const float *p, float *dp, long rows, float scale) {
+    table()->softmax_backward_causal(p, dp, rows, scale);
+}
+double sparc_log_sum_exp(const float *x, long count) { return table()->log_sum_exp(x, count); }
+void sparc_activation(int activation, float *x, long count) { table()->activation(activation, x, count); }
+void sparc_activation_gated(int activation, float *gate, const float *up, long count) {
+    table()->activation_gated(activation, gate, up, count);
+}
+void sparc_activation_backward(int activation, float *d, const float *x, long count, int identity, float epsilon) {
+    table()->activation_backward(activation, d, x, count, identity, epsilon);
+}
+void sparc_activation_gated_backward(int activation, const float *d_product, const float *gate, const float *up,
+                                     float *d_gate, float *d_up, long count, float share, int identity, float epsilon) {
+    table()->activation_gated_backward(activation, d_product, gate, up, d_gate, d_up, count, share, identity, epsilon);
+}
