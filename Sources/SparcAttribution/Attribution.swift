@@ -180,7 +180,8 @@ public enum Attribution {
             try Interrupt.check()
             let batch = Array(samples[start..<min(start + step, mine.upperBound)])
             let needsEveryPosition = batch.contains { $0.target == .languageModeling }
-            let (logits, trace) = try model.tracedLogits(batch: batch.map(\.ids), lastOnly: forwardOnly || !needsEveryPosition)
+            let (logits, trace) = try model.tracedLogits(batch: batch.map(\.ids), lastOnly: forwardOnly || !needsEveryPosition,
+                                                         forBackwardOnly: !forwardOnly)
             if forwardOnly {
                 inputStatistics.add(trace, method == .wanda ? .square : .absolute, gated: c.gatedMLP)
             } else {

@@ -30,11 +30,14 @@ extension Model {
 
     /// Logits for each sequence (every position, or only the last when `lastOnly`, which
     /// spares the large output projection) plus every activation, for a backward pass.
-    public func tracedLogits(batch: [[Int]], lastOnly: Bool = false) throws -> (logits: [Tensor], trace: ActivationTrace) {
+    /// `forBackwardOnly`: the trace is read by `backward` alone, so a long input may keep
+    /// only each block's input (`ActivationTrace.storedActivationLimit`).
+    public func tracedLogits(batch: [[Int]], lastOnly: Bool = false,
+                             forBackwardOnly: Bool = false) throws -> (logits: [Tensor], trace: ActivationTrace) {
         guard !batch.isEmpty else { throw ModelError.invalidInput("empty batch") }
         for ids in batch { try validate(ids) }
         let caches = batch.map { KVCache(config: config, capacity: $0.count) }
-        let trace = ActivationTrace(layers: config.numLayers)
+        let trace = ActivationTrace(layers: config.numLayers, mayRecompute: forBackwardOnly)
         let logits = forward(batch, caches: caches, logitRows: lastOnly ? .last : .all, trace: trace)
         return (logits, trace)
     }

@@ -94,8 +94,9 @@ enum FamilyRelevance {
     }
 }
 
-/// Long inputs do not keep every layer's attention probabilities: the backward recomputes
-/// each head's P from the saved queries and keys. Relevances are the same either way
+/// Long inputs do not keep every layer's attention probabilities (the backward recomputes
+/// each head's P from the saved queries and keys) nor every block's activations (the
+/// backward runs each block again from its input). Relevances are the same either way
 /// (sliding windows included).
 @Suite(.serialized) struct RecomputedAttentionTests {
     @Test(arguments: ["llama-linear", "gemma3-six", "gpt2"])
@@ -110,7 +111,35 @@ enum FamilyRelevance {
         defer { Attention.storedProbabilityLimit = limit }
         let recomputed = try Attribution.attribute(m, samples: samples, method: .lrp, level: .weight)
         let recomputedTokens = try Attribution.attribute(m, samples: samples, method: .lrp, level: .token)
-        for (a, b) in [(kept, recomputed), (keptTokens, recomputedTokens)] {
+        try Self.expectSame([(kept, recomputed), (keptTokens, recomputedTokens)], family)
+    }
+
+    /// Checkpointed traces (`ActivationTrace.storedActivationLimit`) keep each block's input
+    /// alone and run the block again in the backward: the same relevances at every level,
+    /// for LRP and gradients, with P kept per recomputed block or recomputed per head.
+    @Test(arguments: ["llama-linear", "gemma3-six", "gpt2", "opt-post", "qwen2-gqa"])
+    func checkpointedBlocksGiveTheSameRelevance(family: String) throws {
+        let m = try Model.load(FamilyRelevance.models + "/" + family)
+        let samples = [AttributionSample(ids: (0..<23).map { ($0 * 7 + 3) % m.config.vocabSize }, target: .languageModeling),
+                       AttributionSample(ids: [5, 9, 2, 11, 4, 8, 1])]
+        let cases: [(AttributionMethod, AttributionLevel)] = [(.lrp, .weight), (.lrp, .token), (.lrp, .neuron), (.gradient, .hidden)]
+        let stored = try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
+        let activationLimit = ActivationTrace.storedActivationLimit
+        ActivationTrace.storedActivationLimit = 0
+        defer { ActivationTrace.storedActivationLimit = activationLimit }
+        #expect(try m.tracedLogits(batch: [[1, 2, 3]], forBackwardOnly: true).trace.recomputesBlocks)
+        #expect(try !m.tracedLogits(batch: [[1, 2, 3]]).trace.recomputesBlocks)  // Wanda's statistics read every block
+        let checkpointed = try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
+        try Self.expectSame(Array(zip(stored, checkpointed)), family)
+        let probabilityLimit = Attention.storedProbabilityLimit
+        Attention.storedProbabilityLimit = 0
+        defer { Attention.storedProbabilityLimit = probabilityLimit }
+        let both = try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
+        try Self.expectSame(Array(zip(stored, both)), family)
+    }
+
+    static func expectSame(_ pairs: [(RelevanceMap, RelevanceMap)], _ family: String) throws {
+        for (a, b) in pairs {
             #expect(a.names == b.names)
             for n in a.names {
                 let x = a[n]!.scalars, y = b[n]!.scalars

@@ -44,17 +44,40 @@ public final class ActivationTrace: @unchecked Sendable {
     /// The output head's input `[n, embedding]`, every row.
     public internal(set) var headInput = Tensor(zeros: [0])
 
-    public init(layers: Int) { self.layers = [Layer](repeating: Layer(), count: layers) }
+    /// Whether a long input may keep only each block's input, the backward running the block
+    /// again (only for traces that `backward` alone reads: Wanda's and mean ablation's
+    /// statistics read every block's activations).
+    let mayRecompute: Bool
+    /// Whether this trace keeps each block's input alone (`residualIn`): set when the
+    /// activations would exceed `storedActivationLimit`.
+    public private(set) var recomputesBlocks = false
 
-    /// Starts a trace; the attention probabilities are allocated up front because the
-    /// heads write them concurrently — unless they would exceed
-    /// `Attention.storedProbabilityLimit`, and the backward recomputes them.
-    func begin(tokens: [[Int]], starts: [Int], heads: Int) {
+    /// Traces keep every block's activations up to this many bytes (SmolLM2: about 1000
+    /// tokens); longer inputs of a trace that may recompute keep the block inputs alone,
+    /// which costs one more forward pass of the blocks in the backward.
+    nonisolated(unsafe) public static var storedActivationLimit = 1 << 30
+
+    public init(layers: Int, mayRecompute: Bool = false) {
+        self.layers = [Layer](repeating: Layer(), count: layers)
+        self.mayRecompute = mayRecompute
+    }
+
+    /// Whether `layers` layers' attention probabilities of this trace's sequences fit in
+    /// `Attention.storedProbabilityLimit`.
+    func keepsProbabilities(of heads: Int, layers: Int) -> Bool {
+        // In Double: layers × heads × Σ rows² overflows Int for long inputs of a wide model.
+        let bytes = Double(layers) * Double(heads) * tokens.reduce(0.0) { $0 + Double($1.count) * Double($1.count) } * 4
+        return bytes <= Double(Attention.storedProbabilityLimit)
+    }
+
+    /// Starts a trace. The attention probabilities are allocated up front because the heads
+    /// write them concurrently — unless they would exceed `Attention.storedProbabilityLimit`,
+    /// and the backward recomputes them; checkpointed traces allocate them per recomputed block.
+    func begin(tokens: [[Int]], starts: [Int], heads: Int, activationBytes: Double) {
         self.tokens = tokens
         self.starts = starts
-        // In Double: layers × heads × Σ rows² overflows Int for long inputs of a wide model.
-        let bytes = Double(layers.count) * Double(heads) * tokens.reduce(0.0) { $0 + Double($1.count) * Double($1.count) } * 4
-        let keep = bytes <= Double(Attention.storedProbabilityLimit)
+        recomputesBlocks = mayRecompute && activationBytes > Double(Self.storedActivationLimit)
+        let keep = !recomputesBlocks && keepsProbabilities(of: heads, layers: layers.count)
         for l in layers.indices {
             layers[l].attention.probabilities = keep ? tokens.map { Tensor(zeros: [heads, $0.count, $0.count]) } : []
         }

@@ -23,8 +23,8 @@ extension Model {
 
     func forward(_ tokens: [[Int]], caches: [KVCache], logitRows: LogitRows, trace: ActivationTrace? = nil) -> [Tensor] {
         let c = config, w = weights
-        let d = c.hiddenSize, e = c.tokenEmbeddingSize, f = c.intermediateSize
-        let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        let d = c.hiddenSize, e = c.tokenEmbeddingSize
+        let tracing = trace != nil
         let starts = tokens.reduce(into: [0]) { $0.append($0.last! + $1.count) }
         let n = starts.last!
         var positions = [Int](repeating: 0, count: n)
@@ -34,89 +34,20 @@ extension Model {
         let X = mutablePointer(&x)
         embed(tokens, starts: starts, positions: positions, into: X, trace: trace)
 
-        var h = Tensor(unsafeUninitializedShape: [n, d])
-        var q = Tensor(unsafeUninitializedShape: [n, qDim]), k = Tensor(unsafeUninitializedShape: [n, kvDim])
-        var v = Tensor(unsafeUninitializedShape: [n, kvDim]), att = Tensor(unsafeUninitializedShape: [n, qDim])
-        var gate = Tensor(unsafeUninitializedShape: [n, f]), up = Tensor(unsafeUninitializedShape: [n, f])
-        let H = mutablePointer(&h), Q = mutablePointer(&q), K = mutablePointer(&k), V = mutablePointer(&v)
-        let A = mutablePointer(&att), G = mutablePointer(&gate), U = mutablePointer(&up)
         let globalRope = w.inverseFrequencies.map { RopeTable(positions: positions, inverseFrequencies: $0) }
         let localRope = w.localInverseFrequencies.map { RopeTable(positions: positions, inverseFrequencies: $0) }
-        trace?.begin(tokens: tokens, starts: starts, heads: c.numHeads)
+        trace?.begin(tokens: tokens, starts: starts, heads: c.numHeads, activationBytes: activationBytes(rows: n))
         trace?.positions = positions
         trace?.rope = globalRope
         trace?.localRope = localRope
-        // Sublayer outputs before their post-norm (Gemma).
-        var sub = Tensor(unsafeUninitializedShape: [c.postSublayerNorms ? n : 0, d])
-        let S = mutablePointer(&sub)
-        let pre = c.normBeforeSublayers
-        let tracing = trace != nil
-
-        for (l, b) in w.blocks.enumerated() {
-            var saved = trace?.layers[l]
-            saved?.residualIn = copy(X, [n, d])
-            // Attention sublayer.
-            if pre {
-                let normSaved = b.attentionNorm.forward(X, rows: n, into: H, save: tracing)
-                saved?.attentionNorm = normSaved
-            }
-            let hIn = pre ? UnsafePointer(H) : UnsafePointer(X)
-            saved?.attentionInput = copy(hIn, [n, d])
-            b.query.forward(hIn, rows: n, into: Q)
-            b.key.forward(hIn, rows: n, into: K)
-            b.value.forward(hIn, rows: n, into: V)
-            // QK-norm: each head's row of q and k, through A (free until attention writes it).
-            if let qn = b.queryNorm, let kn = b.keyNorm {
-                // (Evaluated before the optional assignment, which would skip it untraced.)
-                let qSaved = normInPlace(qn, Q, A, rows: n * c.numHeads, width: c.headDim, save: tracing)
-                let kSaved = normInPlace(kn, K, A, rows: n * c.numKVHeads, width: c.headDim, save: tracing)
-                saved?.queryNorm = qSaved
-                saved?.keyNorm = kSaved
-            }
-            let rope = ropeTable(layer: l, global: globalRope, local: localRope)
-            rope?.apply(Q, rows: n, heads: c.numHeads, headDim: c.headDim)
-            rope?.apply(K, rows: n, heads: c.numKVHeads, headDim: c.headDim)
-            if tracing {
-                saved!.attention.queries = copy(Q, [n, qDim])
-                saved!.attention.keys = copy(K, [n, kvDim])
-                saved!.attention.values = copy(V, [n, kvDim])
-            }
-            w.attention.forward(Q, K, V, tokens: tokens, starts: starts, caches: caches, layer: l, into: A,
-                                probabilities: saved?.attention.probabilities)
-            if tracing { saved!.attention.output = copy(A, [n, qDim]) }
-            if let post = b.attentionPostNorm {
-                b.output.forward(A, rows: n, into: S)
-                let postSaved = post.forward(S, rows: n, into: H, save: tracing)
-                saved?.attentionPostNorm = postSaved
-                Kernels.add(X, H, count: n * d)
-            } else {
-                b.output.forward(A, rows: n, into: X, accumulate: true)
-            }
-            if !pre {
-                let normSaved = normInPlace(b.attentionNorm, X, H, rows: n, width: d, save: tracing)
-                saved?.attentionNorm = normSaved
-            }
-
-            // MLP sublayer.
-            if pre {
-                let normSaved = b.mlpNorm.forward(X, rows: n, into: H, save: tracing)
-                saved?.mlpNorm = normSaved
-            }
-            var mlpSaved: MLP.Saved? = tracing ? MLP.Saved() : nil
-            if let post = b.mlpPostNorm {
-                S.update(repeating: 0, count: n * d)
-                b.mlp.forward(H, rows: n, residual: S, scratch: G, U, saved: &mlpSaved)
-                let postSaved = post.forward(S, rows: n, into: H, save: tracing)
-                saved?.mlpPostNorm = postSaved
-                Kernels.add(X, H, count: n * d)
-            } else {
-                b.mlp.forward(pre ? H : X, rows: n, residual: X, scratch: G, U, saved: &mlpSaved)
-            }
-            if !pre {
-                let normSaved = normInPlace(b.mlpNorm, X, H, rows: n, width: d, save: tracing)
-                saved?.mlpNorm = normSaved
-            }
-            if let mlpSaved { saved!.mlp = mlpSaved }
+        let buffers = BlockBuffers(c, rows: n)
+        for l in w.blocks.indices {
+            // A checkpointed trace keeps each block's input alone; the backward runs the block again.
+            let checkpointed = trace?.recomputesBlocks ?? false
+            if checkpointed { trace!.layers[l].residualIn = copy(X, [n, d]) }
+            var saved: ActivationTrace.Layer? = checkpointed ? nil : trace?.layers[l]
+            blockForward(l, X, tokens: tokens, starts: starts, caches: caches, buffers: buffers,
+                         rope: ropeTable(layer: l, global: globalRope, local: localRope), saved: &saved)
             if let saved { trace!.layers[l] = saved }
         }
         for (s, seq) in tokens.enumerated() { caches[s].advance(by: seq.count) }
@@ -152,6 +83,120 @@ extension Model {
             }
             return out
         }
+    }
+
+    /// One block: x ← block_l(x) in place over the n stacked rows, with what its backward
+    /// needs saved into `saved` when that is non-nil (`saved.attention.probabilities` already
+    /// allocated when P is kept).
+    private func blockForward(_ l: Int, _ X: UnsafeMutablePointer<Float>, tokens: [[Int]], starts: [Int], caches: [KVCache],
+                              buffers: BlockBuffers, rope: RopeTable?, saved: inout ActivationTrace.Layer?) {
+        let c = config, w = weights, b = w.blocks[l]
+        let n = starts.last!, d = c.hiddenSize, qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        let H = buffers.h, Q = buffers.q, K = buffers.k, V = buffers.v, A = buffers.attention
+        let G = buffers.gate, U = buffers.up, S = buffers.sublayer
+        let pre = c.normBeforeSublayers, tracing = saved != nil
+        saved?.residualIn = copy(X, [n, d])
+        // Attention sublayer.
+        if pre {
+            let normSaved = b.attentionNorm.forward(X, rows: n, into: H, save: tracing)
+            saved?.attentionNorm = normSaved
+        }
+        let hIn = pre ? UnsafePointer(H) : UnsafePointer(X)
+        saved?.attentionInput = copy(hIn, [n, d])
+        b.query.forward(hIn, rows: n, into: Q)
+        b.key.forward(hIn, rows: n, into: K)
+        b.value.forward(hIn, rows: n, into: V)
+        // QK-norm: each head's row of q and k, through A (free until attention writes it).
+        if let qn = b.queryNorm, let kn = b.keyNorm {
+            // (Evaluated before the optional assignment, which would skip it untraced.)
+            let qSaved = normInPlace(qn, Q, A, rows: n * c.numHeads, width: c.headDim, save: tracing)
+            let kSaved = normInPlace(kn, K, A, rows: n * c.numKVHeads, width: c.headDim, save: tracing)
+            saved?.queryNorm = qSaved
+            saved?.keyNorm = kSaved
+        }
+        rope?.apply(Q, rows: n, heads: c.numHeads, headDim: c.headDim)
+        rope?.apply(K, rows: n, heads: c.numKVHeads, headDim: c.headDim)
+        if tracing {
+            saved!.attention.queries = copy(Q, [n, qDim])
+            saved!.attention.keys = copy(K, [n, kvDim])
+            saved!.attention.values = copy(V, [n, kvDim])
+        }
+        w.attention.forward(Q, K, V, tokens: tokens, starts: starts, caches: caches, layer: l, into: A,
+                            probabilities: saved?.attention.probabilities)
+        if tracing { saved!.attention.output = copy(A, [n, qDim]) }
+        if let post = b.attentionPostNorm {
+            b.output.forward(A, rows: n, into: S)
+            let postSaved = post.forward(S, rows: n, into: H, save: tracing)
+            saved?.attentionPostNorm = postSaved
+            Kernels.add(X, H, count: n * d)
+        } else {
+            b.output.forward(A, rows: n, into: X, accumulate: true)
+        }
+        if !pre {
+            let normSaved = normInPlace(b.attentionNorm, X, H, rows: n, width: d, save: tracing)
+            saved?.attentionNorm = normSaved
+        }
+
+        // MLP sublayer.
+        if pre {
+            let normSaved = b.mlpNorm.forward(X, rows: n, into: H, save: tracing)
+            saved?.mlpNorm = normSaved
+        }
+        var mlpSaved: MLP.Saved? = tracing ? MLP.Saved() : nil
+        if let post = b.mlpPostNorm {
+            S.update(repeating: 0, count: n * d)
+            b.mlp.forward(H, rows: n, residual: S, scratch: G, U, saved: &mlpSaved)
+            let postSaved = post.forward(S, rows: n, into: H, save: tracing)
+            saved?.mlpPostNorm = postSaved
+            Kernels.add(X, H, count: n * d)
+        } else {
+            b.mlp.forward(pre ? H : X, rows: n, residual: X, scratch: G, U, saved: &mlpSaved)
+        }
+        if !pre {
+            let normSaved = normInPlace(b.mlpNorm, X, H, rows: n, width: d, save: tracing)
+            saved?.mlpNorm = normSaved
+        }
+        if let mlpSaved { saved!.mlp = mlpSaved }
+    }
+
+    /// The scratch buffers of a block's forward over n rows, allocated once per pass.
+    final class BlockBuffers {
+        let h, q, k, v, attention, gate, up, sublayer: UnsafeMutablePointer<Float>
+        private let storage: [Tensor]
+
+        init(_ c: ModelConfig, rows n: Int) {
+            let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+            let widths = [c.hiddenSize, qDim, kvDim, kvDim, qDim, c.intermediateSize, c.intermediateSize,
+                          c.postSublayerNorms ? c.hiddenSize : 0]  // sublayer outputs before their post-norm (Gemma)
+            var tensors = widths.map { Tensor(unsafeUninitializedShape: [n, $0]) }
+            let p = tensors.indices.map { mutablePointer(&tensors[$0]) }
+            (h, q, k, v, attention, gate, up, sublayer) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
+            storage = tensors
+        }
+    }
+
+    /// The bytes a trace keeps per pass besides attention probabilities: every block's saved
+    /// activations (inputs, q/k/v, attention output, MLP input, pre-activations, product).
+    func activationBytes(rows n: Int) -> Double {
+        let c = config
+        let perRow = 4 * c.hiddenSize + 2 * c.numHeads * c.headDim + 2 * c.numKVHeads * c.headDim + 3 * c.intermediateSize
+        return Double(c.numLayers) * Double(n) * Double(perRow) * 4
+    }
+
+    /// Block `l`'s saved activations, recomputed from its input (checkpointed traces):
+    /// the same calls on the same input as the forward, so the same values.
+    func recomputedLayer(_ l: Int, _ trace: ActivationTrace) -> ActivationTrace.Layer {
+        let n = trace.starts.last!, d = config.hiddenSize
+        var x = trace.layers[l].residualIn
+        var saved: ActivationTrace.Layer? = ActivationTrace.Layer()
+        saved!.attention.probabilities = trace.keepsProbabilities(of: config.numHeads, layers: 1)
+            ? trace.tokens.map { Tensor(zeros: [config.numHeads, $0.count, $0.count]) } : []
+        let caches = trace.tokens.map { KVCache(config: config, capacity: $0.count, layers: l..<(l + 1)) }
+        let X = mutablePointer(&x)
+        precondition(x.count == n * d)
+        blockForward(l, X, tokens: trace.tokens, starts: trace.starts, caches: caches, buffers: BlockBuffers(config, rows: n),
+                     rope: ropeTable(layer: l, global: trace.rope, local: trace.localRope), saved: &saved)
+        return saved!
     }
 
     /// x = E[tokens] (·W_inᵀ) (+ P[position + offset]).
@@ -256,7 +301,7 @@ extension Model {
         let DS = mutablePointer(&dSub)
 
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
-            let b = w.blocks[l], a = trace.layers[l]
+            let b = w.blocks[l], a = trace.recomputesBlocks ? recomputedLayer(l, trace) : trace.layers[l]
             // MLP sublayer, reversed.
             if !pre { normBackwardInPlace(b.mlpNorm, a.mlpNorm!, DX, DH, rows: n, width: d, rules: rules, grads: grads) }
             var dMLP = UnsafePointer(DX)

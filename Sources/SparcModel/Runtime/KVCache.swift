@@ -7,11 +7,16 @@ public final class KVCache: @unchecked Sendable {
     let keys: [Tensor]
     let values: [Tensor]
 
-    public init(config: ModelConfig, capacity: Int) {
+    public convenience init(config: ModelConfig, capacity: Int) {
+        self.init(config: config, capacity: capacity, layers: 0..<config.numLayers)
+    }
+
+    /// A cache with room in the given layers only (a block run again for a checkpointed trace).
+    init(config: ModelConfig, capacity: Int, layers: Range<Int>) {
         self.capacity = capacity
         let kvDim = config.numKVHeads * config.headDim
-        keys = (0..<config.numLayers).map { _ in Tensor(zeros: [capacity, kvDim]) }
-        values = (0..<config.numLayers).map { _ in Tensor(zeros: [capacity, kvDim]) }
+        keys = (0..<config.numLayers).map { Tensor(zeros: [layers.contains($0) ? capacity : 0, kvDim]) }
+        values = (0..<config.numLayers).map { Tensor(zeros: [layers.contains($0) ? capacity : 0, kvDim]) }
     }
 
     func advance(by n: Int) { length += n }
