@@ -3,6 +3,8 @@
 #include "kernel_table.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const kernel_table *const variants[] = {
     &kernels_baseline,
@@ -27,10 +29,20 @@ static int best_supported(void) {
 // -1 until chosen. Every variant computes the same results, so a race to choose is harmless.
 static _Atomic int chosen = -1;
 
+// The best supported variant, or a lower one named by SPARC_KERNELS ("baseline", "avx2",
+// "avx512": to measure what a CPU without AVX-512 would run).
+static int initial_choice(void) {
+    int best = best_supported();
+    const char *asked = getenv("SPARC_KERNELS");
+    if (asked == NULL) return best;
+    int v = strcmp(asked, "baseline") == 0 ? 0 : strcmp(asked, "avx2") == 0 ? 1 : strcmp(asked, "avx512") == 0 ? 2 : best;
+    return v < best ? v : best;
+}
+
 static const kernel_table *table(void) {
     int v = atomic_load_explicit(&chosen, memory_order_relaxed);
     if (v < 0) {
-        v = best_supported();
+        v = initial_choice();
         atomic_store_explicit(&chosen, v, memory_order_relaxed);
     }
     return variants[v];
