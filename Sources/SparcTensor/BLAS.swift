@@ -72,7 +72,10 @@ public enum BLAS {
         let beta: Float = accumulate ? 1 : 0
         let flops = 2 * m * n * k
         if m == 0 || n == 0 { return }
-        if let dnnl = oneDNN(backend, flops: flops) {
+        // oneDNN's AVX2 kernels (ONEDNN_MAX_CPU_ISA=AVX2 on this AVX-512 Xeon) lost to
+        // OpenBLAS's Haswell kernels split by rows on the forward at 256 tokens: 1001 / 1063 ms
+        // against 861–921 ms (best / median of 2 rounds); at 64 tokens they tied (255 ms).
+        if let dnnl = oneDNN(backend, flops: flops), dnnl.avx512 || m < 128 {
             dnnl.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, lda: k, b: w, ldb: k,
                        beta: beta, c: y, ldc: n, threads: Parallel.threads)
         } else if Parallel.threads == 1 || flops < 2_000_000 {
@@ -175,7 +178,10 @@ extension BLAS {
     ///
     /// Measured at 2 threads on SmolLM2's linear shapes (scripts/bench_sgemm.sh, 64 / 256
     /// tokens): oneDNN 2.6.3 174 / 225 GFLOP/s against OpenBLAS split over sparc's threads
-    /// 120 / 190 (AVX-512 Xeon); on an AVX2-only machine 152–155 against 78–91.
+    /// 120 / 190 (AVX-512 Xeon); on an AVX2-only machine 152–155 against 78–91. End to end
+    /// (`sparc bench`, best of 3 alternating rounds on a shared 2-core AVX-512 Xeon): forward
+    /// 64 / 256 tokens 115 / 429 ms against 151 / 465 ms on OpenBLAS, forward + LRP 287 / 1026
+    /// against 410 / 1185 ms.
     public enum Backend: String, Sendable, CaseIterable {
         case openBLAS = "openblas"
         case oneDNN = "onednn"
