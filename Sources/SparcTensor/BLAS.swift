@@ -1,12 +1,13 @@
 import CBLAS
 import Foundation
 
-/// Matrix products through OpenBLAS `cblas_sgemm`.
+/// Matrix products through one of two sgemm libraries (`Backend`): oneDNN's `dnnl_sgemm`
+/// where it is installed (loaded at run time), OpenBLAS `cblas_sgemm` otherwise.
 ///
 /// OpenBLAS runs single-threaded; `linear` splits large products over cores itself.
 /// Measured on 2 cores: OpenBLAS's threading drops 64×576·576×576 from 85 GFLOP/s (one
 /// thread) to 6.6 GFLOP/s (two), while splitting the output over two single-threaded
-/// calls scales.
+/// calls scales. oneDNN is called once per product and threads it itself.
 public enum BLAS {
     private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 
@@ -32,7 +33,8 @@ public enum BLAS {
     }
 
     /// Raw row-major sgemm: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C.
-    /// Runs on the calling thread.
+    /// Runs on the calling thread, through OpenBLAS whatever the backend: the attention's
+    /// per-(sequence, head) products call it from inside `Parallel.forEach`.
     @inline(__always)
     public static func sgemm(
         transA: Bool = false, transB: Bool = false,
@@ -50,17 +52,33 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// y[m, n] (+)= x[m, k] · Wᵀ for a weight W stored `[n, k]` (PyTorch's `[out, in]`),
-    /// split over cores: by output columns when there are few rows (each core streams
-    /// its share of W once), by rows otherwise.
+    /// One whole product on oneDNN's threads, or nil (the caller splits it over OpenBLAS) when
+    /// `backend` is OpenBLAS, the product is small, or the caller is already a parallel worker.
+    private static func oneDNN(_ backend: Backend, flops: Int) -> OneDNN? {
+        guard backend == .oneDNN, flops >= oneDNNMinimumFLOPs, Parallel.threads > 1, !Parallel.isWorker,
+              case .success(let library) = OneDNN.shared else { return nil }
+        return library
+    }
+
+    /// y[m, n] (+)= x[m, k] · Wᵀ for a weight W stored `[n, k]` (PyTorch's `[out, in]`).
+    /// With OpenBLAS, split over cores: by output columns when there are few rows (each
+    /// core streams its share of W once), by rows otherwise.
     public static func linear(
         _ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int,
         weight w: UnsafePointer<Float>, outFeatures n: Int,
-        into y: UnsafeMutablePointer<Float>, accumulate: Bool = false
+        into y: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+        backend: Backend = BLAS.backend
     ) {
         let beta: Float = accumulate ? 1 : 0
         let flops = 2 * m * n * k
-        if Parallel.threads == 1 || flops < 2_000_000 {
+        if m == 0 || n == 0 { return }
+        // oneDNN's AVX2 kernels (ONEDNN_MAX_CPU_ISA=AVX2 on this AVX-512 Xeon) lost to
+        // OpenBLAS's Haswell kernels split by rows on the forward at 256 tokens: 1001 / 1063 ms
+        // against 861–921 ms (best / median of 2 rounds); at 64 tokens they tied (255 ms).
+        if let dnnl = oneDNN(backend, flops: flops), dnnl.avx512 || m < 128 {
+            dnnl.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, lda: k, b: w, ldb: k,
+                       beta: beta, c: y, ldc: n, threads: Parallel.threads)
+        } else if Parallel.threads == 1 || flops < 2_000_000 {
             sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: n)
         } else if m < 4 * Parallel.threads * 8 {
             Parallel.forRanges(n, minChunk: 64) { cols in
@@ -74,11 +92,52 @@ public enum BLAS {
             }
         }
     }
+
+    /// dx[m, k] (+)= dy[m, n] · W for a weight W stored `[n, k]`: the input gradient of `linear`.
+    public static func linearInputGradient(
+        _ dy: UnsafePointer<Float>, rows m: Int, outFeatures n: Int,
+        weight w: UnsafePointer<Float>, inFeatures k: Int,
+        into dx: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+        backend: Backend = BLAS.backend
+    ) {
+        let beta: Float = accumulate ? 1 : 0
+        if m == 0 || k == 0 { return }
+        if let dnnl = oneDNN(backend, flops: 2 * m * n * k) {
+            dnnl.sgemm(transA: false, transB: false, m: m, n: k, k: n, alpha: 1, a: dy, lda: n, b: w, ldb: k,
+                       beta: beta, c: dx, ldc: k, threads: Parallel.threads)
+            return
+        }
+        Parallel.forRanges(m, minChunk: 16) { rows in
+            sgemm(m: rows.count, n: k, k: n, a: dy + rows.lowerBound * n, lda: n, b: w, ldb: k,
+                  beta: beta, c: dx + rows.lowerBound * k, ldc: k)
+        }
+    }
+
+    /// dW[n, k] (+)= dyᵀ · x over the m rows: the weight gradient of `linear`.
+    /// With OpenBLAS, split by output rows of dW, so each core writes its own block.
+    public static func linearWeightGradient(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows m: Int,
+        outFeatures n: Int, inFeatures k: Int,
+        into dw: UnsafeMutablePointer<Float>, accumulate: Bool = true,
+        backend: Backend = BLAS.backend
+    ) {
+        let beta: Float = accumulate ? 1 : 0
+        if n == 0 || k == 0 { return }
+        if let dnnl = oneDNN(backend, flops: 2 * m * n * k) {
+            dnnl.sgemm(transA: true, transB: false, m: n, n: k, k: m, alpha: 1, a: dy, lda: n, b: x, ldb: k,
+                       beta: beta, c: dw, ldc: k, threads: Parallel.threads)
+            return
+        }
+        Parallel.forRanges(n, minChunk: 32) { outs in
+            sgemm(transA: true, m: outs.count, n: k, k: m, a: dy + outs.lowerBound, lda: n, b: x, ldb: k,
+                  beta: beta, c: dw + outs.lowerBound * k, ldc: k)
+        }
+    }
 }
 
 extension Tensor {
     /// Matrix product of 2-D tensors: `[m, k] @ [k, n] → [m, n]`.
-    public func matmul(_ other: Tensor) -> Tensor {
+    public func matmul(_ other: Tensor, backend: BLAS.Backend = BLAS.backend) -> Tensor {
         precondition(rank == 2 && other.rank == 2 && shape[1] == other.shape[0],
                      "matmul shapes \(shape) and \(other.shape) do not agree")
         let m = shape[0], k = shape[1], n = other.shape[1]
@@ -88,10 +147,7 @@ extension Tensor {
         withUnsafeBufferPointer { a in
             other.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { c in
-                    Parallel.forRanges(m, minChunk: 16) { rows in
-                        BLAS.sgemm(m: rows.count, n: n, k: k, a: a.baseAddress! + rows.lowerBound * k, lda: k,
-                                   b: b.baseAddress!, ldb: n, c: c.baseAddress! + rows.lowerBound * n, ldc: n)
-                    }
+                    BLAS.product(m: m, n: n, k: k, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!, backend: backend)
                 }
             }
         }
@@ -100,30 +156,93 @@ extension Tensor {
 }
 
 extension BLAS {
-    /// dx[m, k] (+)= dy[m, n] · W for a weight W stored `[n, k]`: the input gradient of `linear`.
-    public static func linearInputGradient(
-        _ dy: UnsafePointer<Float>, rows m: Int, outFeatures n: Int,
-        weight w: UnsafePointer<Float>, inFeatures k: Int,
-        into dx: UnsafeMutablePointer<Float>, accumulate: Bool = false
-    ) {
-        let beta: Float = accumulate ? 1 : 0
+    /// C[m, n] = A[m, k] · B[k, n], all row-major and dense: `Tensor.matmul`.
+    static func product(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                        c: UnsafeMutablePointer<Float>, backend: Backend) {
+        if let dnnl = oneDNN(backend, flops: 2 * m * n * k) {
+            dnnl.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
+                       beta: 0, c: c, ldc: n, threads: Parallel.threads)
+            return
+        }
         Parallel.forRanges(m, minChunk: 16) { rows in
-            sgemm(m: rows.count, n: k, k: n, a: dy + rows.lowerBound * n, lda: n, b: w, ldb: k,
-                  beta: beta, c: dx + rows.lowerBound * k, ldc: k)
+            sgemm(m: rows.count, n: n, k: k, a: a + rows.lowerBound * k, lda: k,
+                  b: b, ldb: n, c: c + rows.lowerBound * n, ldc: n)
+        }
+    }
+}
+
+// MARK: - The backend
+
+extension BLAS {
+    /// The sgemm library behind `linear`, its gradients and `Tensor.matmul`.
+    ///
+    /// Measured at 2 threads on SmolLM2's linear shapes (scripts/bench_sgemm.sh, 64 / 256
+    /// tokens): oneDNN 2.6.3 174 / 225 GFLOP/s against OpenBLAS split over sparc's threads
+    /// 120 / 190 (AVX-512 Xeon); on an AVX2-only machine 152–155 against 78–91. End to end
+    /// (`sparc bench`, best of 3 alternating rounds on a shared 2-core AVX-512 Xeon): forward
+    /// 64 / 256 tokens 115 / 429 ms against 151 / 465 ms on OpenBLAS, forward + LRP 287 / 1026
+    /// against 410 / 1185 ms.
+    public enum Backend: String, Sendable, CaseIterable {
+        case openBLAS = "openblas"
+        case oneDNN = "onednn"
+    }
+
+    /// Why the requested backend cannot be used.
+    public struct BackendError: Error, CustomStringConvertible, Equatable, Sendable {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The backend chosen at start-up: `SPARC_BLAS=onednn|openblas` if set, else oneDNN where
+    /// it loads and OpenBLAS otherwise. An explicit request that cannot be met is an error
+    /// (the CLI reports it at start-up; `backend` falls back to OpenBLAS).
+    public static let backendChoice: Result<Backend, BackendError> =
+        chooseBackend(requested: ProcessInfo.processInfo.environment["SPARC_BLAS"],
+                      oneDNNLoadError: { OneDNN.shared.failure })
+
+    /// The backend in use.
+    public static var backend: Backend { (try? backendChoice.get()) ?? .openBLAS }
+
+    /// The backend in use, as people name it: "oneDNN 2.6.3", "OpenBLAS SkylakeX".
+    public static var backendName: String { name(of: backend) }
+
+    public static func name(of backend: Backend) -> String {
+        switch backend {
+        case .openBLAS: return "OpenBLAS \(coreName)"
+        case .oneDNN: return "oneDNN \((try? OneDNN.shared.get())?.version ?? "(not loadable)")"
         }
     }
 
-    /// dW[n, k] (+)= dyᵀ · x over the m rows: the weight gradient of `linear`.
-    /// Split by output rows of dW, so each core writes its own block.
-    public static func linearWeightGradient(
-        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows m: Int,
-        outFeatures n: Int, inFeatures k: Int,
-        into dw: UnsafeMutablePointer<Float>, accumulate: Bool = true
-    ) {
-        let beta: Float = accumulate ? 1 : 0
-        Parallel.forRanges(n, minChunk: 32) { outs in
-            sgemm(transA: true, m: outs.count, n: k, k: m, a: dy + outs.lowerBound, lda: n, b: x, ldb: k,
-                  beta: beta, c: dw + outs.lowerBound * k, ldc: k)
+    /// Whether `backend` can run here (loads oneDNN on first ask).
+    public static func isAvailable(_ backend: Backend) -> Bool {
+        backend == .openBLAS || OneDNN.shared.failure == nil
+    }
+
+    /// The choice rule. `oneDNNLoadError` loads oneDNN (only when the choice needs it) and
+    /// returns why it could not, or nil.
+    static func chooseBackend(requested: String?, oneDNNLoadError: () -> BackendError?) -> Result<Backend, BackendError> {
+        let request = requested?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        if request.isEmpty {
+            return .success(oneDNNLoadError() == nil ? .oneDNN : .openBLAS)
         }
+        guard let backend = Backend(rawValue: request) else {
+            let known = Backend.allCases.map(\.rawValue).joined(separator: ", ")
+            return .failure(BackendError("SPARC_BLAS=\(requested!) is not a BLAS backend (\(known))"))
+        }
+        if backend == .oneDNN, let error = oneDNNLoadError() {
+            return .failure(BackendError("SPARC_BLAS=onednn, but \(error.description)"))
+        }
+        return .success(backend)
+    }
+
+    /// Products below this many FLOPs stay on the OpenBLAS path (single-threaded below
+    /// 2 MFLOP): oneDNN's per-call cost and thread wake-up outweigh its faster kernels there.
+    static let oneDNNMinimumFLOPs = 2_000_000
+}
+
+extension Result {
+    fileprivate var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

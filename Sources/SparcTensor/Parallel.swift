@@ -21,9 +21,27 @@ public enum Parallel {
         }
         withoutActuallyEscaping(body) { escapable in
             let work = unsafeBitCast(escapable, to: (@Sendable (Int) -> Void).self)
-            DispatchQueue.concurrentPerform(iterations: n, execute: work)
+            let key = workerKey
+            DispatchQueue.concurrentPerform(iterations: n) { i in
+                let outer = pthread_getspecific(key)
+                pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+                work(i)
+                pthread_setspecific(key, outer)
+            }
         }
     }
+
+    /// Whether the calling thread is running a concurrent `forEach` body. `BLAS` keeps the
+    /// products made there on the calling thread: the other cores are busy with the same
+    /// loop, and an OpenMP library called from a foreign thread starts a thread team of its
+    /// own for each such thread.
+    public static var isWorker: Bool { pthread_getspecific(workerKey) != nil }
+
+    private static let workerKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 
     /// Splits 0..<total into at most `threads` contiguous ranges of at least `minChunk`
     /// items and runs `body` on each concurrently.

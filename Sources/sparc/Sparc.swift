@@ -13,6 +13,7 @@ enum Entry {
     static func main() {
         shareCoresBetweenRanks()
         chooseBLASKernels()
+        checkBLASBackend()
         joinMPIJob()
         let args = Array(CommandLine.arguments.dropFirst())
         if let first = args.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
@@ -34,6 +35,17 @@ func chooseBLASKernels() {
     execv("/proc/self/exe", CommandLine.unsafeArgv)
     // exec failed (no /proc): carry on with OpenBLAS's own choice.
     unsetenv("OPENBLAS_CORETYPE")
+}
+
+/// An explicit SPARC_BLAS that cannot be met (an unknown name, or oneDNN requested where
+/// libdnnl.so.2 does not load) ends the process with the reason, before any work: a silent
+/// fall-back would time or run the other library. Comes after `shareCoresBetweenRanks`,
+/// since loading oneDNN fixes its thread count.
+func checkBLASBackend() {
+    if case .failure(let error) = BLAS.backendChoice {
+        FileHandle.standardError.write(Data("sparc: error: \(error)\n".utf8))
+        exit(2)
+    }
 }
 
 /// Under `mpirun`, the ranks on one machine share its cores: each gets an equal part for
