@@ -5,8 +5,9 @@ side by side in one run, as ratios. PyTorch runs when this Python has torch and 
     python3 scripts/bench.py [--threads 2] [--tokens 64,256] [--repeats 5]
 
 sparc runs through `.build/release/sparc bench --json` (build it first: scripts/setup.sh),
-once with OpenBLAS's default kernel choice and once with OPENBLAS_CORETYPE=SkylakeX on CPUs
-with AVX-512. PyTorch loads the same GGUF through transformers (dequantised to float32).
+with its default sgemm backend (oneDNN where installed) and, when that is not OpenBLAS,
+again with SPARC_BLAS=openblas. PyTorch loads the same GGUF through transformers
+(dequantised to float32).
 """
 import argparse, json, os, subprocess, sys, time
 
@@ -64,10 +65,9 @@ def main():
     args = ap.parse_args()
     if not os.path.exists(SPARC):
         sys.exit("build sparc first: bash scripts/setup.sh")
-    avx512 = "avx512f" in open("/proc/cpuinfo").read()
     runs = {"sparc": run_sparc(args, {})}
-    if avx512 and os.environ.get("OPENBLAS_CORETYPE", "").lower() != "skylakex":
-        runs["sparc (SkylakeX kernels)"] = run_sparc(args, {"OPENBLAS_CORETYPE": "SkylakeX"})
+    if not runs["sparc"].get("blas_backend", "OpenBLAS").startswith("OpenBLAS"):
+        runs["sparc, SPARC_BLAS=openblas"] = run_sparc(args, {"SPARC_BLAS": "openblas"})
     torch_result = run_torch(args)
 
     print(f"SmolLM2-135M-Instruct, float32, {args.threads} threads, best of {args.repeats}")
@@ -76,7 +76,8 @@ def main():
     print("|" + "---|" * (2 + 3 * len(args.tokens.split(","))))
     for name, r in runs.items():
         cells = " | ".join(f"{x['seconds']*1000:.1f} | {x['tokens_per_s']:.0f} | {x['gflops']:.1f}" for x in r["forward"])
-        print(f"| {name} (OpenBLAS {r['blas_core']}) | {cells} | {r['generate_tokens_per_s']:.1f} |")
+        engine = r.get("blas_backend", "OpenBLAS " + r["blas_core"]) + (f", {r['kernels']} kernels" if "kernels" in r else "")
+        print(f"| {name} ({engine}) | {cells} | {r['generate_tokens_per_s']:.1f} |")
     if torch_result:
         flops = [x["gflops"] * x["seconds"] for x in runs["sparc"]["forward"]]
         cells = " | ".join(f"{x['seconds']*1000:.1f} | {x['tokens_per_s']:.0f} | {f / x['seconds']:.1f}"

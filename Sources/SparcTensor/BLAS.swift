@@ -71,6 +71,10 @@ public enum BLAS {
     ) {
         let beta: Float = accumulate ? 1 : 0
         let flops = 2 * m * n * k
+        // Few rows (decoding: one per sequence) stream W and do little arithmetic on it: split
+        // even small ones over the cores, whose memory bandwidth adds up (576×576 at one row:
+        // 0.66 MFLOP but 1.3 MB of weights).
+        let fewRows = m < 4 * Parallel.threads * 8
         if m == 0 || n == 0 { return }
         // oneDNN's AVX2 kernels (ONEDNN_MAX_CPU_ISA=AVX2 on this AVX-512 Xeon) lost to
         // OpenBLAS's Haswell kernels split by rows on the forward at 256 tokens: 1001 / 1063 ms
@@ -78,9 +82,9 @@ public enum BLAS {
         if let dnnl = oneDNN(backend, flops: flops), dnnl.avx512 || m < 128 {
             dnnl.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, lda: k, b: w, ldb: k,
                        beta: beta, c: y, ldc: n, threads: Parallel.threads)
-        } else if Parallel.threads == 1 || flops < 2_000_000 {
+        } else if Parallel.threads == 1 || flops < (fewRows ? 200_000 : 2_000_000) || Parallel.isWorker {
             sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: n)
-        } else if m < 4 * Parallel.threads * 8 {
+        } else if fewRows {
             Parallel.forRanges(n, minChunk: 64) { cols in
                 sgemm(transB: true, m: m, n: cols.count, k: k, a: x, lda: k,
                       b: w + cols.lowerBound * k, ldb: k, beta: beta, c: y + cols.lowerBound, ldc: n)

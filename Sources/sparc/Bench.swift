@@ -49,11 +49,11 @@ struct Bench: ParsableCommand {
         let genSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         let genRate = Double(out.count) / genSeconds
         if json {
-            let obj: [String: Any] = ["threads": Parallel.threads, "blas_core": BLAS.coreName, "blas_backend": BLAS.backendName, "forward": rows,
+            let obj: [String: Any] = ["threads": Parallel.threads, "blas_core": BLAS.coreName, "blas_backend": BLAS.backendName, "kernels": Kernels.instructionSet, "forward": rows,
                                       "generate_tokens_per_s": genRate, "generate_tokens": out.count]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
         } else {
-            print("sparc forward, \(Parallel.threads) threads, \(BLAS.backendName)")
+            print("sparc forward, \(Parallel.threads) threads, \(BLAS.backendName), \(Kernels.instructionSet) element-wise kernels")
             for r in rows {
                 print(String(format: "  %4d tokens: %8.1f ms  %8.1f tokens/s  %6.1f GFLOP/s  (%.0f %% of sgemm's %.1f GFLOP/s on these shapes)",
                              r["tokens"] as! Int, (r["seconds"] as! Double) * 1000, r["tokens_per_s"] as! Double, r["gflops"] as! Double,
@@ -87,11 +87,11 @@ struct Bench: ParsableCommand {
         let peakMiB = Double(usage.ru_maxrss) / 1024
         let weightsMiB = Double(m.parameterCount * 4) / 1048576
         if json {
-            let obj: [String: Any] = ["threads": Parallel.threads, "blas_core": BLAS.coreName, "blas_backend": BLAS.backendName, "attribution": rows,
+            let obj: [String: Any] = ["threads": Parallel.threads, "blas_core": BLAS.coreName, "blas_backend": BLAS.backendName, "kernels": Kernels.instructionSet, "attribution": rows,
                                       "peak_rss_mib": peakMiB, "f32_weights_mib": weightsMiB]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
         } else {
-            print("sparc forward vs forward + AttnLRP (all weight relevances), \(Parallel.threads) threads, \(BLAS.backendName)")
+            print("sparc forward vs forward + AttnLRP (all weight relevances), \(Parallel.threads) threads, \(BLAS.backendName), \(Kernels.instructionSet) element-wise kernels")
             for r in rows {
                 print(String(format: "  %4d tokens: forward %7.1f ms, forward+LRP %7.1f ms (%.2f×), %.1f GFLOP/s (%.0f %% of sgemm's %.1f GFLOP/s on these shapes)",
                              r["tokens"] as! Int, (r["forward_s"] as! Double) * 1000, (r["lrp_s"] as! Double) * 1000,
