@@ -8,7 +8,8 @@ typedef int v16i __attribute__((ext_vector_type(16)));
 typedef struct {
     void (*exp)(float *x, long count);
     void (*softmax)(float *x, long count, long valid);
-    void (*softmax_backward_causal)(const float *p, float *dp, long rows, float scale);
+    void (*softmax_backward_causal)(const float *p, long p_stride, float *dp, long dp_stride, long rows, long offset,
+                                    float scale);
     double (*log_sum_exp)(const float *x, long count);
     void (*activation)(int activation, float *x, long count);
     void (*activation_gated)(int activation, float *gate, const float *up, long count);

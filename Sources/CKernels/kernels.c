@@ -61,8 +61,9 @@ int sparc_kernels_use(int variant) {
 
 void sparc_exp(float *x, long count) { table()->exp(x, count); }
 void sparc_softmax(float *x, long count, long valid) { table()->softmax(x, count, valid); }
-void sparc_softmax_backward_causal(const float *p, float *dp, long rows, float scale) {
-    table()->softmax_backward_causal(p, dp, rows, scale);
+void sparc_softmax_backward_causal(const float *p, long p_stride, float *dp, long dp_stride, long rows, long offset,
+                                   float scale) {
+    table()->softmax_backward_causal(p, p_stride, dp, dp_stride, rows, offset, scale);
 }
 double sparc_log_sum_exp(const float *x, long count) { return table()->log_sum_exp(x, count); }
 void sparc_activation(int activation, float *x, long count) { table()->activation(activation, x, count); }

@@ -189,11 +189,13 @@ static void VARIANT(softmax)(float *x, long count, long valid) {
     if (valid < count) memset(x + valid, 0, (size_t)(count - valid) * sizeof(float));
 }
 
-static void VARIANT(softmax_backward_causal)(const float *p, float *dp, long rows, float scale) {
+static void VARIANT(softmax_backward_causal)(const float *p, long p_stride, float *dp, long dp_stride, long rows,
+                                             long offset, float scale) {
+    long columns = offset + rows;
     for (long i = 0; i < rows; i++) {
-        const float *pr = p + i * rows;
-        float *dr = dp + i * rows;
-        long valid = i + 1, full = valid / 16 * 16;
+        const float *pr = p + i * p_stride;
+        float *dr = dp + i * dp_stride;
+        long valid = offset + i + 1, full = valid / 16 * 16;
         v16 acc = splat(0);
         for (long j = 0; j < full; j += 16) acc += load16(pr + j) * load16(dr + j);
         float dot = lane_sum(acc);
@@ -201,7 +203,7 @@ static void VARIANT(softmax_backward_causal)(const float *p, float *dp, long row
         const v16 vdot = splat(dot), vscale = splat(scale);
         for (long j = 0; j < full; j += 16) store16(load16(pr + j) * (load16(dr + j) - vdot) * vscale, dr + j);
         for (long j = full; j < valid; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
-        if (valid < rows) memset(dr + valid, 0, (size_t)(rows - valid) * sizeof(float));
+        if (valid < columns) memset(dr + valid, 0, (size_t)(columns - valid) * sizeof(float));
     }
 }
 

@@ -119,10 +119,12 @@ public enum Kernels {
         sparc_softmax(x, count, valid)
     }
 
-    /// The softmax Jacobian on a causal `[rows, rows]` block, in place:
-    /// dP[i, j] ← scale · P[i, j] · (dP[i, j] − Σ_{j' ≤ i} P[i, j'] dP[i, j']) for j ≤ i, else 0.
-    public static func softmaxBackwardCausal(_ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, rows: Int, scale: Float) {
-        sparc_softmax_backward_causal(p, dp, rows, scale)
+    /// The softmax Jacobian on `rows` rows of causal attention starting at query `offset`
+    /// (so `offset + rows` columns), in place: dP[i, j] ← scale · P[i, j] · (dP[i, j] −
+    /// Σ_{j' ≤ c} P[i, j'] dP[i, j']) for j ≤ c = offset + i, else 0.
+    public static func softmaxBackwardCausal(_ p: UnsafePointer<Float>, stride pStride: Int, _ dp: UnsafeMutablePointer<Float>,
+                                             stride dpStride: Int, rows: Int, offset: Int = 0, scale: Float) {
+        sparc_softmax_backward_causal(p, pStride, dp, dpStride, rows, offset, scale)
     }
 
     /// log Σ exp(x) of one row, computed stably.

@@ -138,6 +138,36 @@ enum FamilyRelevance {
         try Self.expectSame(Array(zip(stored, both)), family)
     }
 
+    /// Attention in query blocks (each against the keys up to its last row) gives the same
+    /// logits, with a KV-cache past too, and the same relevances, P stored or recomputed.
+    @Test(arguments: ["llama-linear", "gemma3-window", "gpt2", "qwen2-gqa"])
+    func blockedAttentionGivesTheSameResults(family: String) throws {
+        let m = try Model.load(FamilyRelevance.models + "/" + family)
+        let ids = (0..<23).map { ($0 * 7 + 3) % m.config.vocabSize }, more = (0..<10).map { ($0 * 5 + 1) % m.config.vocabSize }
+        let samples = [AttributionSample(ids: ids, target: .languageModeling), AttributionSample(ids: [5, 9, 2, 11, 4, 8, 1])]
+        func run() throws -> (logits: [Tensor], continued: Tensor, maps: [RelevanceMap]) {
+            let caches = [KVCache(config: m.config, capacity: ids.count + more.count)]
+            _ = m.forward([ids], caches: caches, logitRows: .all)
+            let continued = m.forward([more], caches: caches, logitRows: .all)[0]  // 10 rows after a past of 23
+            let maps = try [AttributionLevel.weight, .token].map { try Attribution.attribute(m, samples: samples, method: .lrp, level: $0) }
+            return (try m.logits(batch: [ids, more]), continued, maps)
+        }
+        let whole = try run()
+        let block = Attention.queryBlock
+        Attention.queryBlock = 4
+        defer { Attention.queryBlock = block }
+        let blocked = try run()
+        for (a, b) in zip(whole.logits + [whole.continued], blocked.logits + [blocked.continued]) {
+            let scale = a.scalars.map { abs($0) }.max()!
+            #expect(zip(a.scalars, b.scalars).allSatisfy { abs($0 - $1) <= 1e-5 * scale }, "\(family) logits")
+        }
+        try Self.expectSame(Array(zip(whole.maps, blocked.maps)), family)
+        let probabilityLimit = Attention.storedProbabilityLimit
+        Attention.storedProbabilityLimit = 0
+        defer { Attention.storedProbabilityLimit = probabilityLimit }
+        try Self.expectSame(Array(zip(whole.maps, try run().maps)), family)
+    }
+
     static func expectSame(_ pairs: [(RelevanceMap, RelevanceMap)], _ family: String) throws {
         for (a, b) in pairs {
             #expect(a.names == b.names)

@@ -127,7 +127,7 @@ import Testing
         }
         let dp0 = (0..<(rows * rows)).map { cos(Float($0) * 0.37) }
         var dp = dp0
-        Kernels.softmaxBackwardCausal(p, &dp, rows: rows, scale: 0.125)
+        Kernels.softmaxBackwardCausal(p, stride: rows, &dp, stride: rows, rows: rows, scale: 0.125)
         for i in 0..<rows {
             var dot = 0.0
             for j in 0...i { dot += Double(p[i * rows + j]) * Double(dp0[i * rows + j]) }
@@ -136,6 +136,16 @@ import Testing
                 #expect(abs(Double(dp[i * rows + j]) - want) < 1e-6)
             }
         }
+        // A block of the last rows alone (queries offset…rows−1, P read with its full stride,
+        // dP packed at the block's width) gives the same rows.
+        let offset = rows / 2, b = rows - offset
+        var block = [Float](repeating: 9, count: b * rows)
+        for i in 0..<b { for j in 0..<rows { block[i * rows + j] = dp0[(offset + i) * rows + j] } }
+        p.withUnsafeBufferPointer { pp in
+            Kernels.softmaxBackwardCausal(pp.baseAddress! + offset * rows, stride: rows, &block, stride: rows, rows: b,
+                                          offset: offset, scale: 0.125)
+        }
+        for i in 0..<b { for j in 0..<rows { #expect(block[i * rows + j] == dp[(offset + i) * rows + j]) } }
     }
 
     @Test func softmaxNormalisesAndMasks() {

@@ -22,9 +22,12 @@ void sparc_exp(float *x, long count);
 /// In place softmax of one row; entries at index ≥ `valid` become 0 (the causal mask).
 void sparc_softmax(float *x, long count, long valid);
 
-/// The softmax Jacobian applied to the rows of a causal attention block, in place:
-/// dP[i, j] ← scale · P[i, j] · (dP[i, j] − Σ_{j' ≤ i} P[i, j'] dP[i, j']) for j ≤ i, 0 after.
-void sparc_softmax_backward_causal(const float *p, float *dp, long rows, float scale);
+/// The softmax Jacobian applied to `rows` rows of a causal attention block whose first row
+/// is query `offset` (it sees keys 0…offset; the block has offset + rows columns), in place:
+/// dP[i, j] ← scale · P[i, j] · (dP[i, j] − Σ_{j' ≤ c} P[i, j'] dP[i, j']) for j ≤ c = offset + i,
+/// 0 after. Rows are `p_stride` and `dp_stride` floats apart.
+void sparc_softmax_backward_causal(const float *p, long p_stride, float *dp, long dp_stride, long rows, long offset,
+                                   float scale);
 
 /// log Σ exp(x) of one row, computed stably (the sum in double).
 double sparc_log_sum_exp(const float *x, long count);

@@ -265,7 +265,8 @@ extension Model {
     // MARK: backward
 
     /// Runs the backward pass from `seed`, the gradient of the explained quantity w.r.t. the
-    /// head's input rows `[n, embedding]`, accumulating what `grads` asks for.
+    /// head's input rows `[n, embedding]`, accumulating what `grads` asks for. A checkpointed
+    /// trace's blocks are run again from their inputs, one at a time, as the pass reaches them.
     public func backward(_ trace: ActivationTrace, seed: Tensor, rules: BackwardRules, into grads: Gradients) {
         let c = config, w = weights
         let n = trace.starts.last!, d = c.hiddenSize, e = c.tokenEmbeddingSize
