@@ -112,13 +112,16 @@ enum MPI {
     }
 
     /// Runs a command under `timeout` (a hung job fails with status 124, not a stuck CI).
-    /// Open MPI refuses root unless told: CI machines run as root.
+    /// Open MPI refuses root unless told: CI machines run as root. Every process count uses
+    /// one sgemm library (OpenBLAS): oneDNN serves processes with more than one thread only,
+    /// and its products round differently, which the printed digits compared here would show.
     static func run(_ command: [String]) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         p.arguments = ["120"] + command
         p.environment = ProcessInfo.processInfo.environment.merging(
-            ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"]) { $1 }
+            ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1",
+             "SPARC_BLAS": "openblas"]) { $1 }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
