@@ -10,7 +10,8 @@ import SparcTensor
 ///
 /// Shapes: q `[n, heads·d]`, k and v `[n, kvHeads·d]` (rows = the tokens of all sequences
 /// stacked), out `[n, heads·d]`. Every sequence attends to its own KV cache, so batches,
-/// single sequences and incremental decoding are one path; one job per (sequence, head).
+/// single sequences and incremental decoding are one path; one job per (sequence, head),
+/// which takes its queries in blocks of `queryBlock` rows.
 struct Attention {
     let heads: Int
     let kvHeads: Int
