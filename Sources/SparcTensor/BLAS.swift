@@ -82,10 +82,10 @@ public enum BLAS {
         if let dnnl = oneDNN(backend, flops: flops), dnnl.avx512 || m < 128 {
             dnnl.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, lda: k, b: w, ldb: k,
                        beta: beta, c: y, ldc: n, threads: Parallel.threads)
-        } else if fewRows && flops >= 200_000 && flops < 2_000_000 && !Parallel.isWorker {
-            // Fixed blocks of columns whatever the thread count: OpenBLAS's small-matrix
-            // kernels round differently for other block shapes, and a result must not depend
-            // on the thread count (one process vs the ranks of an MPI job).
+        } else if fewRows && flops >= 200_000 && flops < 2_000_000 {
+            // Fixed blocks of columns whatever the thread count, and inside a parallel loop too:
+            // OpenBLAS's small-matrix kernels round differently for other block shapes, and a
+            // result must not depend on the thread count (one process vs the ranks of an MPI job).
             let width = 64, blocks = (n + width - 1) / width
             Parallel.forRanges(blocks) { range in
                 for block in range {
