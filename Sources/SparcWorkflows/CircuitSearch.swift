@@ -176,9 +176,10 @@ public enum CircuitSearch {
     }
 
     /// The heads (`L3.H5`) or units (`L3.mlp.17`, `L3.attn.40`) a component mask keeps,
-    /// in layer order; nil for weight and row masks, or when more than `limit` are kept.
-    public static func components(of mask: Mask, model: Model, limit: Int = 64) -> [String]? {
-        guard mask.granularity == .head || mask.granularity == .neuron, mask.count <= limit else { return nil }
+    /// in layer order; nil for weight and row masks, or for unit masks keeping more than
+    /// `unitLimit` (a model's heads are few enough to read, so they are always listed).
+    public static func components(of mask: Mask, model: Model, unitLimit: Int = 64) -> [String]? {
+        guard mask.granularity == .head || (mask.granularity == .neuron && mask.count <= unitLimit) else { return nil }
         var out: [String] = []
         for n in mask.names {
             guard let (layer, kind) = model.components.parse(n, layers: model.config.numLayers), let b = mask.bits[n] else { continue }

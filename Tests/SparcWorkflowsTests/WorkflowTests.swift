@@ -170,6 +170,11 @@ func temporaryFile(_ contents: String) throws -> String {
         let r = try CircuitSearch.smallest(m, task: t, ranking: heads, target: 0.5, grid: [0.25, 0.5, 0.75, 1], refine: 0, per: .global)
         let kept = CircuitSearch.components(of: r.circuit, model: m)!
         #expect(kept.count == r.circuit.count && kept.allSatisfy { $0.hasPrefix("L") && $0.contains(".H") })
+        // Heads are listed however many are kept; units only up to the limit.
+        #expect(CircuitSearch.components(of: r.circuit, model: m, unitLimit: 0) == kept)
+        let units = try Mask(like: try Attribution.attribute(m, samples: t.samples, method: .lrp, level: .neuron), filled: true)
+        #expect(CircuitSearch.components(of: units, model: m, unitLimit: units.count)?.count == units.count)
+        #expect(CircuitSearch.components(of: units, model: m, unitLimit: units.count - 1) == nil)
         #expect(r.modelFraction == Double(r.circuit.count) / Double(m.config.numLayers * m.config.numHeads))
         let means = try Attribution.inputMeans(m, prompts: t.prompts)
         let zero = try CircuitSearch.curve(m, task: t, ranking: heads, fractions: [0.25], per: .global)

@@ -97,7 +97,7 @@ enum WorkflowBuiltins {
                     (kept: the fraction of the searched set the circuit holds, after rounding to whole elements):
                     prune(m, ~result.mask) runs the circuit alone. Only r's keys are searched (only(r, "mlp"): the MLP
                     weights, attention intact); kept is the circuit's fraction of that set, model_fraction its fraction of
-                    the whole model at its granularity; components lists the heads or units kept (nil above 64).
+                    the whole model at its granularity; components lists the heads kept, or the units kept (nil above 64 units).
                     per: the ranking scope, "row" by default ("global" for a global ranking over the searched set).
                     ablation: "zero" or "mean" (as in curve).
                     """) { a in
