@@ -16,6 +16,22 @@ public struct BitSet: Equatable, Sendable {
         }
     }
 
+    /// Sets the bits in `range` for which `isSet` holds, asked in index order; a word
+    /// at a time (selections over whole models write tens of millions of bits).
+    public mutating func set(_ range: Range<Int>, where isSet: (Int) -> Bool) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "bit range out of bounds")
+        words.withUnsafeMutableBufferPointer { w in
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let word = i >> 6, end = min(range.upperBound, (word + 1) << 6)
+                var bits: UInt64 = 0
+                for j in i..<end where isSet(j) { bits |= 1 << UInt64(j & 63) }
+                w[word] |= bits
+                i = end
+            }
+        }
+    }
+
     /// Number of set bits.
     public var cardinality: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
 

@@ -40,7 +40,13 @@ public enum Pruning {
             }
             guard bits.cardinality > 0 else { continue }
             var t = w
-            t.withUnsafeMutableBufferPointer { p in for i in 0..<p.count where bits[i] { p[i] = 0 } }
+            t.withUnsafeMutableBufferPointer { p in
+                // A word of the mask at a time: most words of a circuit's complement are all set or all clear.
+                for (k, word) in bits.words.enumerated() where word != 0 {
+                    var rest = word
+                    while rest != 0 { p[k << 6 | rest.trailingZeroBitCount] = 0; rest &= rest - 1 }
+                }
+            }
             replaced[n] = t
         }
         return replaced
@@ -115,10 +121,14 @@ public enum Pruning {
             var delta = [Float](repeating: 0, count: rows)
             w.withUnsafeBufferPointer { old in
                 pruned.withUnsafeBufferPointer { new in
-                    for i in 0..<rows {
-                        var s: Double = 0
-                        for j in 0..<cols { s += Double(old[i * cols + j] - new[i * cols + j]) * Double(x[j]) }
-                        delta[i] = Float(s)
+                    delta.withUnsafeMutableBufferPointer { d in
+                        Parallel.forRanges(rows, minChunk: 64) { range in
+                            for i in range {
+                                var s: Double = 0
+                                for j in 0..<cols { s += Double(old[i * cols + j] - new[i * cols + j]) * Double(x[j]) }
+                                d[i] = Float(s)
+                            }
+                        }
                     }
                 }
             }

@@ -21,46 +21,67 @@ public enum Selection {
         guard k >= 0, k.isFinite else { throw MaskError.invalid("k must be a count ≥ 1 or a fraction in [0, 1)") }
         var mask = try Mask(like: map)
         mask.provenance["selection"] = "\(largest ? "top" : "bottom") \(k < 1 ? String(k) : String(format: "%.0f", k)) per \(scope.rawValue)"
-        // Each group is a list of (key, flat range) covering one ranking.
-        var groups: [[(String, Range<Int>)]] = []
+        // Keys ordered so that "larger" means "chosen first": NaN lowest either way.
+        func key(_ v: Float) -> Float { v.isNaN ? -.infinity : (largest ? v : -v) }
+        // k ≥ size selects everything (compared as doubles: k may exceed Int's range).
+        func wanted(_ size: Int) -> Int { k < 1 ? Int((k * Double(size)).rounded()) : (k >= Double(size) ? size : Int(k)) }
         switch scope {
-        case .global: groups = [map.names.map { ($0, 0..<map[$0]!.count) }]
-        case .layer: groups = map.names.map { [($0, 0..<map[$0]!.count)] }
+        case .global, .layer:
+            for names in scope == .global ? [map.names] : map.names.map({ [$0] }) {
+                let size = names.reduce(0) { $0 + map[$1]!.count }, want = wanted(size)
+                guard want > 0 else { continue }
+                var keys = [Float](unsafeUninitializedCapacity: size) { out, filled in
+                    for n in names { map[n]!.withUnsafeBufferPointer { p in for v in p { out[filled] = key(v); filled += 1 } } }
+                }
+                var c = keys.withUnsafeMutableBufferPointer { Cut($0, want: want) }
+                for n in names { map[n]!.withUnsafeBufferPointer { p in c.mark(&mask.bits[n]!, p, 0..<p.count, key: key) } }
+            }
         case .row:
+            // Rows of 2-D tensors; a 1-D tensor is one row. One scratch row per tensor.
             for n in map.names {
                 let t = map[n]!
-                guard t.rank == 2 else { groups.append([(n, 0..<t.count)]); continue }
-                let cols = t.shape[1]
-                for r in 0..<t.shape[0] { groups.append([(n, (r * cols)..<((r + 1) * cols))]) }
-            }
-        }
-        for group in groups {
-            let size = group.reduce(0) { $0 + $1.1.count }
-            // k ≥ size selects everything (compared as doubles: k may exceed Int's range).
-            let want = k < 1 ? Int((k * Double(size)).rounded()) : (k >= Double(size) ? size : Int(k))
-            guard want > 0 else { continue }
-            // Keys ordered so that "larger" means "chosen first": NaN lowest either way.
-            func key(_ v: Float) -> Float { v.isNaN ? -.infinity : (largest ? v : -v) }
-            var values = [Float]()
-            values.reserveCapacity(size)
-            for (n, r) in group { map[n]!.withUnsafeBufferPointer { p in for i in r { values.append(key(p[i])) } } }
-            let threshold = kthLargest(&values, want)
-            // Everything above the threshold, then ties in position order up to k.
-            var above = 0
-            for (n, r) in group { map[n]!.withUnsafeBufferPointer { p in for i in r where key(p[i]) > threshold { above += 1 } } }
-            var tiesLeft = want - above
-            for (n, r) in group {
-                var bits = mask.bits[n]!
-                map[n]!.withUnsafeBufferPointer { p in
-                    for i in r {
-                        let v = key(p[i])
-                        if v > threshold { bits[i] = true } else if v == threshold && tiesLeft > 0 { bits[i] = true; tiesLeft -= 1 }
+                let cols = t.rank == 2 ? t.shape[1] : t.count, want = wanted(cols)
+                guard want > 0 else { continue }
+                var keys = [Float](repeating: 0, count: cols)
+                t.withUnsafeBufferPointer { p in
+                    keys.withUnsafeMutableBufferPointer { row in
+                        for start in stride(from: 0, to: p.count, by: cols) {
+                            for j in 0..<cols { row[j] = key(p[start + j]) }
+                            var c = Cut(row, want: want)
+                            c.mark(&mask.bits[n]!, p, start..<(start + cols), key: key)
+                        }
                     }
                 }
-                mask.bits[n] = bits
             }
         }
         return mask
+    }
+
+    /// Where one ranking is cut: every key above `threshold` is chosen, then keys equal to
+    /// it in position order while `ties` lasts, so that exactly the wanted number are.
+    private struct Cut {
+        let threshold: Float
+        var ties: Int
+
+        /// Reorders `keys`.
+        init(_ keys: UnsafeMutableBufferPointer<Float>, want: Int) {
+            let t = kthLargest(keys, want)
+            threshold = t
+            ties = want - keys.reduce(0) { $0 + ($1 > t ? 1 : 0) }
+        }
+
+        /// Marks the chosen elements of `range` (values `p`, in position order) in `bits`.
+        mutating func mark(_ bits: inout BitSet, _ p: UnsafeBufferPointer<Float>, _ range: Range<Int>, key: (Float) -> Float) {
+            let t = threshold
+            var ties = self.ties
+            bits.set(range) { i in
+                let v = key(p[i])
+                if v > t { return true }
+                if v == t && ties > 0 { ties -= 1; return true }
+                return false
+            }
+            self.ties = ties
+        }
     }
 
     /// Elements whose value is above `value`.
@@ -76,7 +97,7 @@ public enum Selection {
     }
 
     /// The k-th largest value (1-based) by quickselect; reorders `values`.
-    static func kthLargest(_ values: inout [Float], _ k: Int) -> Float {
+    static func kthLargest(_ values: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
         var lo = 0, hi = values.count - 1
         let target = k - 1
         while lo < hi {

@@ -61,6 +61,21 @@ func randomMap(seed: UInt64, ties: Bool = false) -> RelevanceMap {
         } }
     }
 
+    /// Setting a range a word at a time equals setting its bits one by one, across word edges.
+    @Test func bitRangesSetWordAtATime() {
+        var rng = Xoshiro256(seed: 3)
+        for _ in 0..<50 {
+            let count = 1 + Int(rng.next() % 300)
+            let lo = Int(rng.next() % UInt64(count)), hi = lo + Int(rng.next() % UInt64(count - lo + 1))
+            let pick = (0..<count).map { _ in rng.next() % 3 == 0 }
+            var fast = BitSet(count: count), slow = BitSet(count: count)
+            fast[0] = true; slow[0] = true   // bits already set stay set
+            fast.set(lo..<hi) { pick[$0] }
+            for i in lo..<hi where pick[i] { slow[i] = true }
+            #expect(fast == slow)
+        }
+    }
+
     @Test func nanIsNeverPreferred() throws {
         var map = randomMap(seed: 3)
         map.tensors["a.weight"]![flat: 0] = .nan
