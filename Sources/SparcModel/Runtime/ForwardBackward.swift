@@ -184,8 +184,9 @@ extension Model {
     }
 
     /// Block `l`'s saved activations, recomputed from its input (checkpointed traces):
-    /// the same calls on the same input as the forward, so the same values.
-    func recomputedLayer(_ l: Int, _ trace: ActivationTrace) -> ActivationTrace.Layer {
+    /// the same calls on the same input as the forward, so the same values. `buffers` is
+    /// scratch shared by the recomputes of one backward (sized for the trace's rows).
+    func recomputedLayer(_ l: Int, _ trace: ActivationTrace, buffers: BlockBuffers) -> ActivationTrace.Layer {
         let n = trace.starts.last!, d = config.hiddenSize
         var x = trace.layers[l].residualIn
         var saved: ActivationTrace.Layer? = ActivationTrace.Layer()
@@ -194,7 +195,7 @@ extension Model {
         let caches = trace.tokens.map { KVCache(config: config, capacity: $0.count, layers: l..<(l + 1)) }
         let X = mutablePointer(&x)
         precondition(x.count == n * d)
-        blockForward(l, X, tokens: trace.tokens, starts: trace.starts, caches: caches, buffers: BlockBuffers(config, rows: n),
+        blockForward(l, X, tokens: trace.tokens, starts: trace.starts, caches: caches, buffers: buffers,
                      rope: ropeTable(layer: l, global: trace.rope, local: trace.localRope), saved: &saved)
         return saved!
     }
@@ -301,8 +302,9 @@ extension Model {
         var dSub = Tensor(unsafeUninitializedShape: [c.postSublayerNorms ? n : 0, d])
         let DS = mutablePointer(&dSub)
 
+        let recomputeBuffers = trace.recomputesBlocks ? BlockBuffers(c, rows: n) : nil
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
-            let b = w.blocks[l], a = trace.recomputesBlocks ? recomputedLayer(l, trace) : trace.layers[l]
+            let b = w.blocks[l], a = recomputeBuffers.map { recomputedLayer(l, trace, buffers: $0) } ?? trace.layers[l]
             // MLP sublayer, reversed.
             if !pre { normBackwardInPlace(b.mlpNorm, a.mlpNorm!, DX, DH, rows: n, width: d, rules: rules, grads: grads) }
             var dMLP = UnsafePointer(DX)
