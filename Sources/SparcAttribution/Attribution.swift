@@ -192,9 +192,9 @@ public enum Attribution {
                 if perSampleAbsolute {
                     // Fold this sample's |θ ⊙ ∂θ| (or |∂θ|) in, and start the next one afresh.
                     for key in keys {
-                        var g = grads.parameters[key] ?? Tensor(zeros: model.runtimeParameters[key]!.shape)
-                        scaleInPlace(&g, by: method == .gradient ? nil : model.runtimeParameters[key]!, 1)
-                        addAbsolute(g, into: &absoluteSums[key, default: Tensor(zeros: g.shape)])
+                        guard let g = grads.parameters[key] else { continue }   // no gradient: adds zeros
+                        addAbsolute(g, times: method == .gradient ? nil : model.runtimeParameters[key]!,
+                                    into: &absoluteSums[key, default: Tensor(zeros: g.shape)])
                     }
                     grads = newGradients()
                 }
@@ -256,7 +256,9 @@ public enum Attribution {
                 out.append((components.attention(l), headSums(inputStatistics.means(ParameterKey(.output, layer: l)), heads: c.numHeads, headDim: c.headDim)))
             }
         case (_, .weight) where perSampleAbsolute:
-            for key in keys { scaleInPlace(&absoluteSums[key]!, by: nil, 1 / count) }
+            for key in keys {
+                scaleInPlace(&absoluteSums[key, default: Tensor(zeros: model.runtimeParameters[key]!.shape)], by: nil, 1 / count)
+            }
             out = checkpoint(absoluteSums)
         case (_, .weight):
             // The accumulated gradients become the relevances in place (no second buffer).
@@ -498,10 +500,18 @@ public enum Attribution {
         }
     }
 
-    /// sum += |x|.
-    static func addAbsolute(_ x: Tensor, into sum: inout Tensor) {
+    /// sum += |x ⊙ w| (|x| without w), in one pass over the three tensors: per-sample
+    /// weight relevances are memory-bound (hundreds of MB per sample), so the product is
+    /// not written back first. A half-precision w is widened (one matrix at a time).
+    static func addAbsolute(_ x: Tensor, times w: Tensor?, into sum: inout Tensor) {
         let X = x.storage.pointer, S = sum.withUnsafeMutableBufferPointer { $0.baseAddress! }
-        Parallel.forRanges(x.count, minChunk: 65536) { r in for i in r { S[i] += abs(X[i]) } }
+        guard let w else {
+            Parallel.forRanges(x.count, minChunk: 65536) { r in for i in r { S[i] += abs(X[i]) } }
+            return
+        }
+        w.withFloat32 { W in
+            Parallel.forRanges(x.count, minChunk: 65536) { r in for i in r { S[i] += abs(W[i] * X[i]) } }
+        }
     }
 
     /// Each column j of W scaled by s[j] (|W| when `absolute`; s alone when `replace`).
