@@ -84,6 +84,10 @@ import SparcModel
         try s.run("let c2 = curve(m, t, random_map(r, seed: 1), fractions: [0.5, 1], ablation: \"mean\")")
         #expect(try s.eval("abs(band([c1, c2])[0].ratio - b[0].ratio) < 1e-12 and abs(band([c1, c2])[0].kl_std - b[0].kl_std) < 1e-12") == "true")
         #expect(s.error("band([c1, c2[0:1]])").contains("different numbers of points"))
+        // Six curves at 0.05: the mean of six 0.05s is not 0.05 in doubles; the fraction stays as given.
+        try s.run("let p = {kept: 0.05, ratio: 1}\nlet six = band([[p], [p], [p], [p], [p], [{kept: 0.05, ratio: 0.4}]])")
+        #expect(try s.eval("six[0].kept == 0.05 and abs(six[0].ratio - 0.9) < 1e-12 and six[0].curves == 6") == "true")
+        #expect(s.error("band([[p], [{kept: 0.1, ratio: 1}]])").contains("not on the same fractions (point 0)"))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparc-band-\(getpid()).svg").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try s.run("plot({lrp: b}, \"\(path)\", x: \"kept\", y: \"ratio\")")

@@ -79,10 +79,16 @@ enum WorkflowBuiltins {
                         guard case .number(let x)? = c[i][key] else { throw SparcError(.value, "band: point \(i) of a curve has no number \(key)") }
                         return x
                     }
+                    if key == "kept" {
+                        // The same fraction in every curve, compared as given (a mean of six
+                        // equal doubles need not equal them).
+                        guard xs.allSatisfy({ $0 == xs[0] }) else { throw SparcError(.value, "band: the curves are not on the same fractions (point \(i))") }
+                        fields.append((key, .number(xs[0])))
+                        continue
+                    }
                     let (mean, std) = CircuitSearch.meanAndStandardDeviation(xs)
-                    if key == "kept", xs.contains(where: { $0 != mean }) { throw SparcError(.value, "band: the curves are not on the same fractions (point \(i))") }
                     fields.append((key, .number(mean)))
-                    if key != "kept" { fields.append((key + "_std", .number(std))) }
+                    fields.append((key + "_std", .number(std)))
                 }
                 return .record(Record(fields))
             })
