@@ -89,9 +89,7 @@ public enum Selection {
         var mask = try Mask(like: map)
         mask.provenance["selection"] = "above \(value)"
         for n in map.names {
-            var bits = mask.bits[n]!
-            map[n]!.withUnsafeBufferPointer { p in for i in 0..<p.count where p[i] > value { bits[i] = true } }
-            mask.bits[n] = bits
+            map[n]!.withUnsafeBufferPointer { p in mask.bits[n]!.set(0..<p.count) { p[$0] > value } }
         }
         return mask
     }
