@@ -41,7 +41,7 @@ public enum Pruning {
             guard bits.cardinality > 0 else { continue }
             var t = w
             t.withUnsafeMutableBufferPointer { p in
-                // A word of the mask at a time: most words of a circuit's complement are all set or all clear.
+                // A word of the mask at a time, visiting only its set bits.
                 for (k, word) in bits.words.enumerated() where word != 0 {
                     var rest = word
                     while rest != 0 { p[k << 6 | rest.trailingZeroBitCount] = 0; rest &= rest - 1 }
