@@ -32,6 +32,14 @@ public struct BitSet: Equatable, Sendable {
         }
     }
 
+    /// Calls `body` with the index of every set bit, in order, skipping clear words whole.
+    public func forEachSetBit(_ body: (Int) -> Void) {
+        for (k, word) in words.enumerated() where word != 0 {
+            var rest = word
+            while rest != 0 { body(k << 6 | rest.trailingZeroBitCount); rest &= rest - 1 }
+        }
+    }
+
     /// Number of set bits.
     public var cardinality: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
 

@@ -40,13 +40,7 @@ public enum Pruning {
             }
             guard bits.cardinality > 0 else { continue }
             var t = w
-            t.withUnsafeMutableBufferPointer { p in
-                // A word of the mask at a time, visiting only its set bits.
-                for (k, word) in bits.words.enumerated() where word != 0 {
-                    var rest = word
-                    while rest != 0 { p[k << 6 | rest.trailingZeroBitCount] = 0; rest &= rest - 1 }
-                }
-            }
+            t.withUnsafeMutableBufferPointer { p in bits.forEachSetBit { p[$0] = 0 } }
             replaced[n] = t
         }
         return replaced

@@ -61,7 +61,8 @@ func randomMap(seed: UInt64, ties: Bool = false) -> RelevanceMap {
         } }
     }
 
-    /// Setting a range a word at a time equals setting its bits one by one, across word edges.
+    /// Setting a range a word at a time equals setting its bits one by one, across word edges;
+    /// the set bits are visited in order.
     @Test func bitRangesSetWordAtATime() {
         var rng = Xoshiro256(seed: 3)
         for _ in 0..<50 {
@@ -73,6 +74,9 @@ func randomMap(seed: UInt64, ties: Bool = false) -> RelevanceMap {
             fast.set(lo..<hi) { pick[$0] }
             for i in lo..<hi where pick[i] { slow[i] = true }
             #expect(fast == slow)
+            var seen: [Int] = []
+            fast.forEachSetBit { seen.append($0) }
+            #expect(seen == (0..<count).filter { slow[$0] })
         }
     }
 
