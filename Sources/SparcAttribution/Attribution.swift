@@ -163,11 +163,12 @@ public enum Attribution {
         let rules: BackwardRules = method == .lrp ? .attnLRP : .gradient
         let wantWeights = level == .weight && !forwardOnly
         let perSampleAbsolute = absolute && wantWeights
-        func newGradients() -> Gradients {
-            Gradients(wanted: wantWeights ? Set(keys) : [], wantNeurons: level == .neuron || level == .head,
-                      wantResiduals: level == .hidden)
-        }
-        var grads = newGradients()
+        let count = Float(samples.count)
+        // Linear layers fold θ ⊙ ∂θ (or ∂θ), |·| per sample and the mean's 1/N into their
+        // accumulators during the backward; the other parameters are finished below.
+        let linearFold = WeightGradientFold(timesWeight: method != .gradient, absolute: perSampleAbsolute, scale: 1 / count)
+        var grads = Gradients(wanted: wantWeights ? Set(keys) : [], wantNeurons: level == .neuron || level == .head,
+                              wantResiduals: level == .hidden, linearFold: linearFold)
         var inputStatistics = InputStatistics()
         var perSample: [[(String, Tensor)]] = []
         var explained: [Double] = []
@@ -190,13 +191,13 @@ public enum Attribution {
                 model.backward(trace, seed: model.headInputSeed(seeds, rows: trace.starts.last!), rules: rules, into: grads)
                 model.accumulateHeadGradient(trace, seeds, into: grads)
                 if perSampleAbsolute {
-                    // Fold this sample's |θ ⊙ ∂θ| (or |∂θ|) in, and start the next one afresh.
-                    for key in keys {
+                    // Add this sample's |θ ⊙ ∂θ| (or |∂θ|) of the other parameters, and start the next sample.
+                    for key in keys where !key.role.isLinearWeight {
                         guard let g = grads.parameters[key] else { continue }   // no gradient: adds zeros
                         addAbsolute(g, times: method == .gradient ? nil : model.runtimeParameters[key]!,
                                     into: &absoluteSums[key, default: Tensor(zeros: g.shape)])
                     }
-                    grads = newGradients()
+                    grads = grads.nextSample()
                 }
                 if level == .token || level == .hidden {
                     perSample += perToken(model, trace, grads, level: level, method: method)
@@ -204,6 +205,9 @@ public enum Attribution {
             }
             done += batch.count
             progress(world.progress(done, of: samples.count), samples.count)
+        }
+        if perSampleAbsolute {
+            for key in keys where key.role.isLinearWeight { absoluteSums[key] = grads.parameters.removeValue(forKey: key) }
         }
         if world.size > 1 {
             // Every rank adds the other ranks' sums; a rank without samples adds zeros.
@@ -227,7 +231,6 @@ public enum Attribution {
             }
         }
 
-        let count = Float(samples.count)
         var out: [(String, Tensor)] = []
         /// Runtime tensors (one per key) as checkpoint tensors, in `params` order.
         func checkpoint(_ parts: [ParameterKey: Tensor]) -> [(String, Tensor)] {
@@ -257,7 +260,9 @@ public enum Attribution {
             }
         case (_, .weight) where perSampleAbsolute:
             for key in keys {
-                scaleInPlace(&absoluteSums[key, default: Tensor(zeros: model.runtimeParameters[key]!.shape)], by: nil, 1 / count)
+                var sum = absoluteSums[key] ?? Tensor(zeros: model.runtimeParameters[key]!.shape)
+                if !key.role.isLinearWeight { scaleInPlace(&sum, by: nil, 1 / count) }   // linear ones: folded
+                absoluteSums[key] = sum
             }
             out = checkpoint(absoluteSums)
         case (_, .weight):
@@ -265,7 +270,9 @@ public enum Attribution {
             var parts: [ParameterKey: Tensor] = [:]
             for key in keys {
                 var g = grads.parameters.removeValue(forKey: key) ?? Tensor(zeros: model.runtimeParameters[key]!.shape)
-                scaleInPlace(&g, by: method == .gradient ? nil : model.runtimeParameters[key]!, 1 / count)
+                if !key.role.isLinearWeight {   // linear ones: folded during the backward
+                    scaleInPlace(&g, by: method == .gradient ? nil : model.runtimeParameters[key]!, 1 / count)
+                }
                 parts[key] = g
             }
             out = checkpoint(parts)

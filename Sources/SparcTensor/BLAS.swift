@@ -128,23 +128,23 @@ public enum BLAS {
         }
     }
 
-    /// dW[n, k] (+)= dyᵀ · x over the m rows: the weight gradient of `linear`.
+    /// dW[n, k] (+)= alpha · dyᵀ · x over the m rows: the weight gradient of `linear`.
     /// With OpenBLAS, split by output rows of dW, so each core writes its own block.
     public static func linearWeightGradient(
         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows m: Int,
         outFeatures n: Int, inFeatures k: Int,
-        into dw: UnsafeMutablePointer<Float>, accumulate: Bool = true,
+        into dw: UnsafeMutablePointer<Float>, alpha: Float = 1, accumulate: Bool = true,
         backend: Backend = BLAS.backend
     ) {
         let beta: Float = accumulate ? 1 : 0
         if n == 0 || k == 0 { return }
         if let dnnl = oneDNN(backend, flops: 2 * m * n * k) {
-            dnnl.sgemm(transA: true, transB: false, m: n, n: k, k: m, alpha: 1, a: dy, lda: n, b: x, ldb: k,
+            dnnl.sgemm(transA: true, transB: false, m: n, n: k, k: m, alpha: alpha, a: dy, lda: n, b: x, ldb: k,
                        beta: beta, c: dw, ldc: k, threads: Parallel.threads)
             return
         }
         Parallel.forRanges(n, minChunk: 32) { outs in
-            sgemm(transA: true, m: outs.count, n: k, k: m, a: dy + outs.lowerBound, lda: n, b: x, ldb: k,
+            sgemm(transA: true, m: outs.count, n: k, k: m, alpha: alpha, a: dy + outs.lowerBound, lda: n, b: x, ldb: k,
                   beta: beta, c: dw + outs.lowerBound * k, ldc: k)
         }
     }

@@ -70,6 +70,25 @@ public enum Kernels {
         while i < count { a[i] *= b[i]; i += 1 }
     }
 
+    /// acc (+)= scale · f(d) over `count` values, spread over the cores, where f(d) is d,
+    /// w ⊙ d (with `w`), or the absolute value of either (`absolute`); `assign` writes a fresh
+    /// accumulator instead of adding. The product is formed before scaling, as (w·d)·scale.
+    public static func fold(_ d: UnsafePointer<Float>, times w: UnsafePointer<Float>?, absolute: Bool, scale: Float,
+                            into acc: UnsafeMutablePointer<Float>, count: Int, assign: Bool) {
+        Parallel.forRanges(count, minChunk: 65536) { r in
+            // One loop per case, so each is a plain streaming loop the compiler vectorises.
+            @inline(__always) func apply(_ value: (Int) -> Float) {
+                if assign { for i in r { acc[i] = value(i) } } else { for i in r { acc[i] += value(i) } }
+            }
+            switch (w, absolute) {
+            case (let w?, false): apply { w[$0] * d[$0] * scale }
+            case (let w?, true): apply { abs(w[$0] * d[$0]) * scale }
+            case (nil, false): apply { d[$0] * scale }
+            case (nil, true): apply { abs(d[$0]) * scale }
+            }
+        }
+    }
+
     /// In place: a ← a + b.
     public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
         var i = 0

@@ -32,18 +32,33 @@ struct Linear: @unchecked Sendable {
     /// dx (+)= dy·W when `dx` is given; weight and bias gradients into `grads` when it wants them.
     func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int,
                   into dx: UnsafeMutablePointer<Float>?, accumulate: Bool = false, grads: Gradients) {
-        if let dx {
-            weight.withFloat32 { w in
+        let wantsWeight = grads.wants(key)
+        if dx == nil && !wantsWeight { return biasBackward(dy, rows: rows, grads: grads) }
+        weight.withFloat32 { w in
+            if let dx {
                 BLAS.linearInputGradient(dy, rows: rows, outFeatures: outFeatures, weight: w,
                                          inFeatures: inFeatures, into: dx, accumulate: accumulate)
             }
-        }
-        if grads.wants(key) {
+            guard wantsWeight else { return }
             // The first batch writes the accumulator (no zeroing pass over it); later ones add.
-            let (dw, first) = grads.buffer(key, shape: weight.shape, uninitialized: true)
+            let (acc, first) = grads.buffer(key, shape: weight.shape, uninitialized: true)
+            let fold = grads.linearFold
+            guard fold.needsScratch else {
+                BLAS.linearWeightGradient(dy, x, rows: rows, outFeatures: outFeatures, inFeatures: inFeatures,
+                                          into: acc, alpha: fold.scale, accumulate: !first)
+                return
+            }
+            let dw = grads.scratch(weight.count)
             BLAS.linearWeightGradient(dy, x, rows: rows, outFeatures: outFeatures, inFeatures: inFeatures,
-                                      into: dw, accumulate: !first)
+                                      into: dw, accumulate: false)
+            Kernels.fold(dw, times: fold.timesWeight ? w : nil, absolute: fold.absolute, scale: fold.scale,
+                         into: acc, count: weight.count, assign: first)
         }
+        biasBackward(dy, rows: rows, grads: grads)
+    }
+
+    /// db += Σ_rows dy, when `grads` wants the bias.
+    private func biasBackward(_ dy: UnsafePointer<Float>, rows: Int, grads: Gradients) {
         if let bias, let role = key.role.biasRole, grads.wants(ParameterKey(role, layer: key.layer)) {
             let (db, _) = grads.buffer(ParameterKey(role, layer: key.layer), shape: bias.shape)
             let n = outFeatures
