@@ -105,8 +105,9 @@ public enum Attribution {
     }
 
     /// `absolute`: average |relevance| of each sample (weight level) instead of the signed
-    /// mean, so components relevant with alternating signs do not cancel; each sample then
-    /// runs its own backward pass.
+    /// mean, so components relevant with alternating signs do not cancel: linear weights take
+    /// one ∂W per sample inside a batch's backward; other parameters (biases, norms,
+    /// embeddings) make each sample run its own pass.
     /// `parameters`: which parameters a weight-level map covers (the block linear weights
     /// unless biases, norms, embeddings or the head are asked for too).
     /// `world`: the processes sharing the work (`mpirun`): each takes a contiguous shard of
@@ -174,7 +175,9 @@ public enum Attribution {
         var explained: [Double] = []
         var absoluteSums: [ParameterKey: Tensor] = [:]
         var done = 0
-        let step = perSampleAbsolute ? 1 : batchSize
+        // Per-sample |R| of linear weights is folded per sample inside a batched backward;
+        // other parameters' gradients are summed over a batch, so they take one sample per pass.
+        let step = perSampleAbsolute && keys.contains(where: { !$0.role.isLinearWeight }) ? 1 : batchSize
         // Whole batches per rank, so each sample's pass is the one-process pass.
         let mine = world.shard(batches: samples.count, of: step)
         for start in stride(from: mine.lowerBound, to: mine.upperBound, by: step) {
@@ -188,6 +191,7 @@ public enum Attribution {
             } else {
                 let (seeds, values) = try logitSeeds(model, trace, logits, batch, unitSeed: method == .gradient)
                 explained += values
+                grads.sampleStarts = trace.starts
                 model.backward(trace, seed: model.headInputSeed(seeds, rows: trace.starts.last!), rules: rules, into: grads)
                 model.accumulateHeadGradient(trace, seeds, into: grads)
                 if perSampleAbsolute {

@@ -70,21 +70,29 @@ public enum Kernels {
         while i < count { a[i] *= b[i]; i += 1 }
     }
 
-    /// acc (+)= scale · f(d) over `count` values, spread over the cores, where f(d) is d,
-    /// w ⊙ d (with `w`), or the absolute value of either (`absolute`); `assign` writes a fresh
-    /// accumulator instead of adding. The product is formed before scaling, as (w·d)·scale.
-    public static func fold(_ d: UnsafePointer<Float>, times w: UnsafePointer<Float>?, absolute: Bool, scale: Float,
+    /// acc (+)= scale · f(d) for each d in `ds` in turn, over `count` values, spread over the
+    /// cores, where f(d) is d, w ⊙ d (with `w`), or the absolute value of either (`absolute`);
+    /// `assign` writes a fresh accumulator with the first d instead of adding. The product is
+    /// formed before scaling, as (w·d)·scale, and the d's are added one after another, so
+    /// several d's at once give the bits of one call per d; they go through acc a few
+    /// thousand values at a time, so acc is read and written once for all of them.
+    public static func fold(_ ds: [UnsafePointer<Float>], times w: UnsafePointer<Float>?, absolute: Bool, scale: Float,
                             into acc: UnsafeMutablePointer<Float>, count: Int, assign: Bool) {
-        Parallel.forRanges(count, minChunk: 65536) { r in
-            // One loop per case, so each is a plain streaming loop the compiler vectorises.
-            @inline(__always) func apply(_ value: (Int) -> Float) {
-                if assign { for i in r { acc[i] = value(i) } } else { for i in r { acc[i] += value(i) } }
-            }
-            switch (w, absolute) {
-            case (let w?, false): apply { w[$0] * d[$0] * scale }
-            case (let w?, true): apply { abs(w[$0] * d[$0]) * scale }
-            case (nil, false): apply { d[$0] * scale }
-            case (nil, true): apply { abs(d[$0]) * scale }
+        Parallel.forRanges(count, minChunk: 65536) { range in
+            for lo in stride(from: range.lowerBound, to: range.upperBound, by: 4096) {
+                let r = lo..<min(lo + 4096, range.upperBound)
+                for (k, d) in ds.enumerated() {
+                    // One loop per case, so each is a plain streaming loop the compiler vectorises.
+                    @inline(__always) func apply(_ value: (Int) -> Float) {
+                        if assign && k == 0 { for i in r { acc[i] = value(i) } } else { for i in r { acc[i] += value(i) } }
+                    }
+                    switch (w, absolute) {
+                    case (let w?, false): apply { w[$0] * d[$0] * scale }
+                    case (let w?, true): apply { abs(w[$0] * d[$0]) * scale }
+                    case (nil, false): apply { d[$0] * scale }
+                    case (nil, true): apply { abs(d[$0]) * scale }
+                    }
+                }
             }
         }
     }

@@ -157,6 +157,41 @@ func expectCentralDifference(_ model: Model, _ name: String, _ i: Int, backward 
     }
 }
 
+/// Per-sample |R| of the linear weights is folded sample by sample inside a batched backward;
+/// it must equal one pass per sample (and the parameters that are not linear weights, which
+/// still take one pass per sample, must be right beside them).
+@Suite struct BatchedAbsoluteRelevanceTests {
+    @Test(arguments: ["tiny-gqa", "families/gpt2", "families/opt", "families/gemma3-window"])
+    func batchedEqualsOnePassPerSample(model name: String) throws {
+        let model = try Model.load(RelevanceFixtures.models + "/" + name)
+        let samples = [[4, 77, 15, 200, 9], [31, 120, 77], [8, 8, 100, 3, 51, 60, 2], [11]].map { AttributionSample(ids: $0) }
+        for method in [AttributionMethod.lrp, .gradient] {
+            for groups in [ParameterGroups.linear, .all] {
+                let batched = try Attribution.attribute(model, samples: samples, method: method, batchSize: 3, absolute: true, parameters: groups)
+                let single = try Attribution.attribute(model, samples: samples, method: method, batchSize: 1, absolute: true, parameters: groups)
+                #expect(batched.names == single.names)
+                for key in single.names {
+                    #expect(relativeL2(batched[key]!, single[key]!) <= 1e-6, "\(name) \(method) \(key)")
+                    #expect(batched[key]!.scalars.allSatisfy { $0 >= 0 }, "\(name) \(method) \(key)")
+                }
+                // |mean| ≤ mean |·|, strictly somewhere: the per-sample values did not cancel.
+                let signed = try Attribution.attribute(model, samples: samples, method: method, batchSize: 3, parameters: groups)
+                func pairs(_ key: String) -> Zip2Sequence<[Float], [Float]> { zip(batched[key]!.scalars, signed[key]!.scalars) }
+                // Within rounding: ∂W sums tokens with cancellations, so a millionth of the
+                // tensor's largest value. Tensors whose gradient is zero in exact arithmetic
+                // (a key bias under softmax) hold rounding noise alone and are left out.
+                let largest = batched.names.map { Double(batched[$0]!.scalars.max() ?? 0) }.max() ?? 0
+                for key in batched.names where Double(batched[key]!.scalars.max() ?? 0) > 1e-6 * largest {
+                    let slack = 1e-6 * Double(batched[key]!.scalars.max() ?? 0)
+                    let worst = pairs(key).map { Double(abs($1)) - Double($0) }.max() ?? 0
+                    #expect(worst <= slack, "\(name) \(method) \(key): |mean| exceeds mean |·| by \(worst)")
+                }
+                #expect(batched.names.contains { pairs($0).contains { abs($1) < $0 * 0.99 } })
+            }
+        }
+    }
+}
+
 /// Norms, embeddings and the output head join a weight-level map only when asked for.
 @Suite struct ParameterGroupTests {
     @Test(arguments: ["tiny-gqa", "tiny-tied"])

@@ -22,8 +22,13 @@ public final class Gradients: @unchecked Sendable {
     /// What the linear layers' accumulators hold (`parameters` of `ParameterRole.isLinearWeight`
     /// keys); other parameters always sum ∂θ.
     public let linearFold: WeightGradientFold
-    /// One linear layer's ∂W before it is folded in (reused across layers and batches).
+    /// Where each sample's rows start in the batch, and the rows' end (`ActivationTrace.starts`):
+    /// per-sample |·| folds take one ∂W per sample. Empty: the batch is one sample.
+    public var sampleStarts: [Int] = []
+    /// Linear layers' ∂W before they are folded in (reused across layers and batches).
     private var foldScratch = Tensor(zeros: [0])
+    /// Room for ∂W of several samples at once (per-sample |·|), within cache-friendly bounds.
+    static let scratchBytes = 32 << 20
 
     public init(wanted: Set<ParameterKey> = [], wantNeurons: Bool = false, wantResiduals: Bool = false,
                 linearFold: WeightGradientFold = .sum) {
@@ -39,6 +44,7 @@ public final class Gradients: @unchecked Sendable {
         let next = Gradients(wanted: wanted, wantNeurons: wantNeurons, wantResiduals: wantResiduals, linearFold: linearFold)
         next.parameters = parameters.filter { $0.key.role.isLinearWeight }
         next.foldScratch = foldScratch
+        next.sampleStarts = sampleStarts
         return next
     }
 
@@ -50,6 +56,13 @@ public final class Gradients: @unchecked Sendable {
         let first = parameters[key] == nil
         if first { parameters[key] = uninitialized ? Tensor(unsafeUninitializedShape: shape) : Tensor(zeros: shape) }
         return (parameters[key]!.withUnsafeMutableBufferPointer { $0.baseAddress! }, first)
+    }
+
+    /// The row range of each sample among `rows` rows.
+    func sampleRows(_ rows: Int) -> [Range<Int>] {
+        guard sampleStarts.count > 2 else { return [0..<rows] }
+        precondition(sampleStarts.last == rows, "sample starts \(sampleStarts) do not cover \(rows) rows")
+        return zip(sampleStarts, sampleStarts.dropFirst()).map { $0..<$1 }
     }
 
     /// Scratch room for `count` floats (contents undefined).

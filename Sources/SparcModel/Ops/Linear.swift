@@ -48,11 +48,21 @@ struct Linear: @unchecked Sendable {
                                           into: acc, alpha: fold.scale, accumulate: !first)
                 return
             }
-            let dw = grads.scratch(weight.count)
-            BLAS.linearWeightGradient(dy, x, rows: rows, outFeatures: outFeatures, inFeatures: inFeatures,
-                                      into: dw, accumulate: false)
-            Kernels.fold(dw, times: fold.timesWeight ? w : nil, absolute: fold.absolute, scale: fold.scale,
-                         into: acc, count: weight.count, assign: first)
+            // |·| is per sample: one ∂W per sample of the batch, folded in a few at a time.
+            let samples = fold.absolute ? grads.sampleRows(rows) : [0..<rows]
+            let count = weight.count, perGroup = max(1, min(samples.count, Gradients.scratchBytes / (4 * count)))
+            let scratch = grads.scratch(perGroup * count)
+            for group in stride(from: 0, to: samples.count, by: perGroup) {
+                let members = samples[group..<min(group + perGroup, samples.count)]
+                for (k, r) in members.enumerated() {
+                    BLAS.linearWeightGradient(dy + r.lowerBound * outFeatures, x + r.lowerBound * inFeatures, rows: r.count,
+                                              outFeatures: outFeatures, inFeatures: inFeatures,
+                                              into: scratch + k * count, accumulate: false)
+                }
+                Kernels.fold(members.indices.map { UnsafePointer(scratch + ($0 - group) * count) },
+                             times: fold.timesWeight ? w : nil, absolute: fold.absolute, scale: fold.scale,
+                             into: acc, count: count, assign: first && group == 0)
+            }
         }
         biasBackward(dy, rows: rows, grads: grads)
     }
