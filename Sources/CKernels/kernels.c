@@ -3,8 +3,12 @@
 #include "kernel_table.h"
 
 #include <stdatomic.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 static const kernel_table *const variants[] = {
     &kernels_baseline,
@@ -76,4 +80,28 @@ void sparc_activation_backward(int activation, float *d, const float *x, long co
 void sparc_activation_gated_backward(int activation, const float *d_product, const float *gate, const float *up,
                                      float *d_gate, float *d_up, long count, float share, int identity, float epsilon) {
     table()->activation_gated_backward(activation, d_product, gate, up, d_gate, d_up, count, share, identity, epsilon);
+}
+
+#pragma clang fp contract(off)
+
+static inline float fold_one(const float *d, const float *w, int absolute, float scale, long i) {
+    float v = w ? w[i] * d[i] : d[i];
+    return (absolute ? fabsf(v) : v) * scale;
+}
+
+void sparc_fold_assign_streaming(const float *d, const float *w, int absolute, float scale, float *acc, long count) {
+    long i = 0;
+#if defined(__x86_64__)
+    // Scalar up to a 16-byte boundary of acc, then 4 lanes a step with streaming stores.
+    while (i < count && ((unsigned long)(acc + i) & 15) != 0) { acc[i] = fold_one(d, w, absolute, scale, i); i++; }
+    const __m128 s = _mm_set1_ps(scale), sign = _mm_set1_ps(-0.0f);
+    for (; i + 4 <= count; i += 4) {
+        __m128 v = _mm_loadu_ps(d + i);
+        if (w) v = _mm_mul_ps(_mm_loadu_ps(w + i), v);
+        if (absolute) v = _mm_andnot_ps(sign, v);
+        _mm_stream_ps(acc + i, _mm_mul_ps(v, s));
+    }
+    _mm_sfence();
+#endif
+    for (; i < count; i++) acc[i] = fold_one(d, w, absolute, scale, i);
 }

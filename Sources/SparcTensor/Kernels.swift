@@ -79,6 +79,12 @@ public enum Kernels {
     public static func fold(_ ds: [UnsafePointer<Float>], times w: UnsafePointer<Float>?, absolute: Bool, scale: Float,
                             into acc: UnsafeMutablePointer<Float>, count: Int, assign: Bool) {
         Parallel.forRanges(count, minChunk: 65536) { range in
+            if assign && ds.count == 1 {
+                // A fresh accumulator written once: stream it past the cache.
+                sparc_fold_assign_streaming(ds[0] + range.lowerBound, w.map { $0 + range.lowerBound }, absolute ? 1 : 0,
+                                            scale, acc + range.lowerBound, range.count)
+                return
+            }
             for lo in stride(from: range.lowerBound, to: range.upperBound, by: 4096) {
                 let r = lo..<min(lo + 4096, range.upperBound)
                 for (k, d) in ds.enumerated() {

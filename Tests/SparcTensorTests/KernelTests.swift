@@ -116,6 +116,44 @@ import Testing
         for i in 0..<n { #expect(a[i] == before[i] * b[i] + b[i]) }
     }
 
+    /// Every path of the weight-gradient fold (one d streamed into a fresh accumulator, several
+    /// d's a block at a time, adding) gives the bits of the plain formula, one d after another.
+    @Test(arguments: [(1, 3), (200_003, 1), (200_003, 3)])
+    func foldMatchesTheFormula(count n: Int, ds k: Int) {
+        var random = Xoshiro256(seed: 7)
+        func values() -> [Float] { (0..<n).map { _ in random.nextFloat() * 4 - 2 } }
+        let ds = (0..<k).map { _ in values() }, w = values(), start = values(), scale: Float = 1 / 3
+        for (times, absolute) in [(true, false), (true, true), (false, false), (false, true)] {
+            for assign in [true, false] {
+                var acc = start
+                var expected = start
+                for (j, d) in ds.enumerated() {
+                    for i in 0..<n {
+                        let v = times ? w[i] * d[i] : d[i]
+                        let f = (absolute ? abs(v) : v) * scale
+                        expected[i] = assign && j == 0 ? f : expected[i] + f
+                    }
+                }
+                // Offset by one float, so the streaming path starts unaligned.
+                let pointers = ds.map { d in UnsafeMutablePointer<Float>.allocate(capacity: n + 1) }
+                defer { pointers.forEach { $0.deallocate() } }
+                for (p, d) in zip(pointers, ds) { p.initialize(from: d, count: n) }
+                let out = UnsafeMutablePointer<Float>.allocate(capacity: n + 1)
+                defer { out.deallocate() }
+                (out + 1).initialize(from: acc, count: n)
+                w.withUnsafeBufferPointer { wp in
+                    Kernels.fold(pointers.map { UnsafePointer($0) }, times: times ? wp.baseAddress! : nil, absolute: absolute,
+                                 scale: scale, into: out + 1, count: n, assign: assign)
+                }
+                acc = Array(UnsafeBufferPointer(start: out + 1, count: n))
+                // Counted, not compared as arrays: a failing == of 200,000 floats makes the test
+                // library diff the two collections.
+                let differing = zip(acc, expected).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(differing == 0, "times \(times) absolute \(absolute) assign \(assign) d's \(k)")
+            }
+        }
+    }
+
     @Test(arguments: [1, 5, 16, 37])
     func softmaxBackwardMatchesNaive(rows: Int) {
         var p = [Float](repeating: 0, count: rows * rows)

@@ -54,4 +54,10 @@ const char *sparc_kernels_variant(void);
 /// nothing) when this CPU cannot run it. For tests and benchmarks.
 int sparc_kernels_use(int variant);
 
+/// acc = scale · f(d) over `count` floats, f(d) = w ⊙ d (d alone when w is NULL), |·| of it
+/// when `absolute`, computed as (w·d)·scale; written with non-temporal stores, since a fresh
+/// accumulator is not read first and hundreds of MB of it would only evict the cache. The
+/// same float operations in the same order as any other copy (memory-bound: SSE2 suffices).
+void sparc_fold_assign_streaming(const float *d, const float *w, int absolute, float scale, float *acc, long count);
+
 #endif
