@@ -74,12 +74,13 @@ def main():
         print(f"(PyTorch + LXT not available: {e})")
     print(f"SmolLM2-135M-Instruct, float32, {args.threads} threads, best of {args.repeats}; "
           f"sparc: {sparc.get('blas_backend', 'OpenBLAS ' + sparc['blas_core'])}, {sparc.get('kernels', 'Swift')} element-wise kernels")
-    print("| tokens | sparc forward ms | sparc forward+LRP ms | LRP/forward | sparc LRP GFLOP/s (of sgemm's) |"
+    print("| tokens | sparc forward ms | sparc forward+LRP ms | LRP/forward | sparc LRP GFLOP/s (of sgemm's: cached / streamed) |"
           + (" PyTorch forward ms | PyTorch+LXT LRP ms | sparc LRP / LXT LRP |" if ref else ""))
     print("|---|---|---|---|---|" + ("---|---|---|" if ref else ""))
     for i, s in enumerate(sparc["attribution"]):
         line = (f"| {s['tokens']} | {s['forward_s']*1000:.1f} | {s['lrp_s']*1000:.1f} | {s['ratio']:.2f}× | "
-                f"{s['lrp_gflops']:.1f} ({100 * s['fraction_of_sgemm']:.0f} %) |")
+                f"{s['lrp_gflops']:.1f} ({100 * s['fraction_of_sgemm']:.0f} % / "
+                f"{100 * s.get('fraction_of_streamed_sgemm', float('nan')):.0f} %) |")
         if ref:
             r = ref["attribution"][i]
             line += f" {r['forward_s']*1000:.1f} | {r['lrp_s']*1000:.1f} | {s['lrp_s'] / r['lrp_s']:.2f}× |"
