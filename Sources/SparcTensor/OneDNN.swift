@@ -19,8 +19,6 @@ struct OneDNN: @unchecked Sendable {
     typealias SetThreads = @convention(c) (Int32) -> Void
     /// `const dnnl_version_t *dnnl_version(void)`: a struct that starts with int major, minor, patch.
     typealias VersionFunction = @convention(c) () -> UnsafeRawPointer?
-    /// `dnnl_cpu_isa_t dnnl_get_effective_cpu_isa(void)`: bit flags; avx512_core is 0x27.
-    typealias ISAFunction = @convention(c) () -> UInt32
 
     static let library = "libdnnl.so.2"
 
@@ -29,18 +27,14 @@ struct OneDNN: @unchecked Sendable {
     private let setThreads: SetThreads?
     /// "2.6.3".
     let version: String
-    /// Whether its kernels use AVX-512 (`dnnl_get_effective_cpu_isa`, which
-    /// ONEDNN_MAX_CPU_ISA can lower); without, `BLAS.linear` keeps many-row products on OpenBLAS.
-    let avx512: Bool
 
     /// oneDNN, loaded on first use, or why it could not be.
     static let shared: Result<OneDNN, BLAS.BackendError> = load()
 
-    private init(sgemm: SGEMM, setThreads: SetThreads?, version: String, avx512: Bool) {
+    private init(sgemm: SGEMM, setThreads: SetThreads?, version: String) {
         self.sgemmFunction = sgemm
         self.setThreads = setThreads
         self.version = version
-        self.avx512 = avx512
     }
 
     private static func load() -> Result<OneDNN, BLAS.BackendError> {
@@ -74,9 +68,7 @@ struct OneDNN: @unchecked Sendable {
         }
         // dlsym on a handle also searches the libraries it loaded: libgomp's symbol.
         let setThreads = dlsym(handle, "omp_set_num_threads").map { unsafeBitCast($0, to: SetThreads.self) }
-        let isa = dlsym(handle, "dnnl_get_effective_cpu_isa").map { unsafeBitCast($0, to: ISAFunction.self)() } ?? 0
-        return .success(OneDNN(sgemm: unsafeBitCast(sgemm, to: SGEMM.self), setThreads: setThreads, version: version,
-                               avx512: isa & 0x27 == 0x27))
+        return .success(OneDNN(sgemm: unsafeBitCast(sgemm, to: SGEMM.self), setThreads: setThreads, version: version))
     }
 
     /// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C on `threads` threads.
