@@ -89,22 +89,47 @@ public enum BLAS {
             let width = 64, blocks = (n + width - 1) / width
             Parallel.forRanges(blocks) { range in
                 for block in range {
-                    let c0 = block * width, count = min(width, n - c0)
-                    sgemm(transB: true, m: m, n: count, k: k, a: x, lda: k, b: w + c0 * k, ldb: k, beta: beta, c: y + c0, ldc: n)
+                    let c0 = block * width
+                    fewRowsProduct(x, rows: m, inFeatures: k, weight: w + c0 * k, outFeatures: min(width, n - c0),
+                                   into: y + c0, ldy: n, beta: beta)
                 }
             }
         } else if Parallel.threads == 1 || flops < 2_000_000 || Parallel.isWorker {
             sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: n)
         } else if fewRows {
             Parallel.forRanges(n, minChunk: 64) { cols in
-                sgemm(transB: true, m: m, n: cols.count, k: k, a: x, lda: k,
-                      b: w + cols.lowerBound * k, ldb: k, beta: beta, c: y + cols.lowerBound, ldc: n)
+                fewRowsProduct(x, rows: m, inFeatures: k, weight: w + cols.lowerBound * k, outFeatures: cols.count,
+                               into: y + cols.lowerBound, ldy: n, beta: beta)
             }
         } else {
             Parallel.forRanges(m, minChunk: 16) { rows in
                 sgemm(transB: true, m: rows.count, n: n, k: k, a: x + rows.lowerBound * k, lda: k,
                       b: w, ldb: k, beta: beta, c: y + rows.lowerBound * n, ldc: n)
             }
+        }
+    }
+
+    /// Whether few-row products go row by row through sgemv. OpenBLAS's SkylakeX kernels
+    /// include small-matrix sgemm kernels; its others (Haswell, Zen) pack W on every sgemm call,
+    /// which for decoding costs more than the product itself: 57 % of a generation's time in
+    /// `sgemm_incopy_HASWELL` (AVX2 emulated on the AVX-512 Xeon).
+    static let fewRowsBySGEMV = coreName != "SkylakeX"
+
+    /// y[m, n] (+)= x[m, k] · Wᵀ for a few rows m, on the calling thread, W `[n, k]` with rows
+    /// `k` apart and y's rows `ldy` apart. Through sgemv, one row at a time, where sgemm would
+    /// pack W: the block of W stays in cache across the rows, and each row's result is the
+    /// one it gets alone (a sequence decodes the same bits batched or not).
+    @inline(__always)
+    static func fewRowsProduct(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, weight w: UnsafePointer<Float>,
+                               outFeatures n: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, beta: Float,
+                               bySGEMV: Bool = fewRowsBySGEMV) {
+        guard bySGEMV else {
+            sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: ldy)
+            return
+        }
+        _ = singleThreaded
+        for r in 0..<m {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), 1, w, Int32(k), x + r * k, 1, beta, y + r * ldy, 1)
         }
     }
 

@@ -83,6 +83,36 @@ import Testing
         for p in 0..<parts { expectClose(Array(ys[p * m * n ..< (p + 1) * m * n]), expected, "part \(p) on \(backend)") }
     }
 
+    /// Decoding's few-row products, through sgemm or row by row through sgemv (the path of
+    /// OpenBLAS cores without small-matrix kernels): right against a Double reference, and
+    /// through sgemv each row is bit for bit the product of that row alone.
+    @Test(arguments: [false, true])
+    func fewRowProducts(bySGEMV: Bool) {
+        let k = 576
+        for (m, n) in [(1, 64), (3, 37), (16, 64)] {
+            for beta: Float in [0, 1] {
+                let x = random(m * k, seed: 11), w = random(n * k, seed: 12), start = random(m * n, seed: 13)
+                var y = start
+                let expected = reference(m, n, k, a: { x[$0 * k + $1] }, b: { w[$1 * k + $0] }, plus: beta == 1 ? start : nil)
+                y.withUnsafeMutableBufferPointer { yp in
+                    BLAS.fewRowsProduct(x, rows: m, inFeatures: k, weight: w, outFeatures: n, into: yp.baseAddress!, ldy: n,
+                                        beta: beta, bySGEMV: bySGEMV)
+                }
+                expectClose(y, expected, "few rows \(m)×\(k)→\(n), beta \(beta), sgemv \(bySGEMV)")
+                guard bySGEMV else { continue }
+                for r in 0..<m {
+                    var alone = Array(start[(r * n)..<((r + 1) * n)])
+                    let row = Array(x[(r * k)..<((r + 1) * k)])
+                    alone.withUnsafeMutableBufferPointer { yp in
+                        BLAS.fewRowsProduct(row, rows: 1, inFeatures: k, weight: w, outFeatures: n, into: yp.baseAddress!, ldy: n,
+                                            beta: beta, bySGEMV: true)
+                    }
+                    #expect(alone == Array(y[(r * n)..<((r + 1) * n)]), "row \(r) of \(m)")
+                }
+            }
+        }
+    }
+
     @Test func workersKnowTheyAreWorkers() {
         guard Parallel.threads > 1 else { return }
         var seen = [Bool](repeating: false, count: 8)
