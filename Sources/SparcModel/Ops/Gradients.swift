@@ -83,7 +83,7 @@ public final class Gradients: @unchecked Sendable {
 
 /// How each backward's weight gradient ∂W of a linear layer enters its accumulator:
 /// acc += scale · f(∂W) with f(∂W) = ∂W, W ⊙ ∂W (Gradient×Input: AttnLRP's weight relevance),
-/// or their absolute values (per-sample |R|, one backward per sample).
+/// or their absolute values (per-sample |R|: one ∂W per sample of the batch, `sampleStarts`).
 ///
 /// Folding right after ∂W's product, while ∂W and W are still in cache (the input gradient
 /// has just read W), replaces a pass over every relevance at the end (106 M values of SmolLM2:
