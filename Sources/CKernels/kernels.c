@@ -89,19 +89,27 @@ static inline float fold_one(const float *d, const float *w, int absolute, float
     return (absolute ? fabsf(v) : v) * scale;
 }
 
-void sparc_fold_assign_streaming(const float *d, const float *w, int absolute, float scale, float *acc, long count) {
+static inline void fold_scalar(const float *d, const float *w, int absolute, float scale, float *acc, long i, int mode) {
+    float v = fold_one(d, w, absolute, scale, i);
+    acc[i] = mode == SPARC_FOLD_ADD ? acc[i] + v : v;
+}
+
+void sparc_fold(const float *d, const float *w, int absolute, float scale, float *acc, long count, int mode) {
     long i = 0;
 #if defined(__x86_64__)
-    // Scalar up to a 16-byte boundary of acc, then 4 lanes a step with streaming stores.
-    while (i < count && ((unsigned long)(acc + i) & 15) != 0) { acc[i] = fold_one(d, w, absolute, scale, i); i++; }
+    // Scalar up to a 16-byte boundary of acc (streaming stores need it), then 4 lanes a step.
+    while (i < count && ((unsigned long)(acc + i) & 15) != 0) { fold_scalar(d, w, absolute, scale, acc, i, mode); i++; }
     const __m128 s = _mm_set1_ps(scale), sign = _mm_set1_ps(-0.0f);
     for (; i + 4 <= count; i += 4) {
         __m128 v = _mm_loadu_ps(d + i);
         if (w) v = _mm_mul_ps(_mm_loadu_ps(w + i), v);
         if (absolute) v = _mm_andnot_ps(sign, v);
-        _mm_stream_ps(acc + i, _mm_mul_ps(v, s));
+        v = _mm_mul_ps(v, s);
+        if (mode == SPARC_FOLD_ADD) _mm_store_ps(acc + i, _mm_add_ps(_mm_load_ps(acc + i), v));
+        else if (mode == SPARC_FOLD_ASSIGN) _mm_store_ps(acc + i, v);
+        else _mm_stream_ps(acc + i, v);
     }
-    _mm_sfence();
+    if (mode == SPARC_FOLD_ASSIGN_STREAMING) _mm_sfence();
 #endif
-    for (; i < count; i++) acc[i] = fold_one(d, w, absolute, scale, i);
+    for (; i < count; i++) fold_scalar(d, w, absolute, scale, acc, i, mode);
 }

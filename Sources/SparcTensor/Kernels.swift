@@ -78,26 +78,19 @@ public enum Kernels {
     /// thousand values at a time, so acc is read and written once for all of them.
     public static func fold(_ ds: [UnsafePointer<Float>], times w: UnsafePointer<Float>?, absolute: Bool, scale: Float,
                             into acc: UnsafeMutablePointer<Float>, count: Int, assign: Bool) {
+        let absoluteFlag: Int32 = absolute ? 1 : 0
         Parallel.forRanges(count, minChunk: 65536) { range in
             if assign && ds.count == 1 {
                 // A fresh accumulator written once: stream it past the cache.
-                sparc_fold_assign_streaming(ds[0] + range.lowerBound, w.map { $0 + range.lowerBound }, absolute ? 1 : 0,
-                                            scale, acc + range.lowerBound, range.count)
+                sparc_fold(ds[0] + range.lowerBound, w.map { $0 + range.lowerBound }, absoluteFlag, scale, acc + range.lowerBound,
+                           range.count, Int32(SPARC_FOLD_ASSIGN_STREAMING))
                 return
             }
             for lo in stride(from: range.lowerBound, to: range.upperBound, by: 4096) {
-                let r = lo..<min(lo + 4096, range.upperBound)
+                let n = min(4096, range.upperBound - lo)
                 for (k, d) in ds.enumerated() {
-                    // One loop per case, so each is a plain streaming loop the compiler vectorises.
-                    @inline(__always) func apply(_ value: (Int) -> Float) {
-                        if assign && k == 0 { for i in r { acc[i] = value(i) } } else { for i in r { acc[i] += value(i) } }
-                    }
-                    switch (w, absolute) {
-                    case (let w?, false): apply { w[$0] * d[$0] * scale }
-                    case (let w?, true): apply { abs(w[$0] * d[$0]) * scale }
-                    case (nil, false): apply { d[$0] * scale }
-                    case (nil, true): apply { abs(d[$0]) * scale }
-                    }
+                    sparc_fold(d + lo, w.map { $0 + lo }, absoluteFlag, scale, acc + lo, n,
+                               Int32(assign && k == 0 ? SPARC_FOLD_ASSIGN : SPARC_FOLD_ADD))
                 }
             }
         }

@@ -231,10 +231,10 @@ enum SgemmLimit {
     /// of n rows does 2n FLOPs per 4-byte weight (128 at 64 tokens), so streaming 400+ MB of
     /// weights per sweep can bound a short input's pass below the cache-hot limit above.
     static func measureStreamed(_ m: Model, tokens n: Int, repeats: Int) -> Throughput {
-        let c = m.config
-        var roles: [ParameterRole] = [.query, .key, .value, .output, .up, .down]
-        if c.gatedMLP { roles.append(.gate) }
-        let layers = (0..<c.numLayers).flatMap { l in roles.compactMap { m.runtimeParameters[ParameterKey($0, layer: l)] } }
+        let layers = m.runtimeParameters.compactMap { key, w in key.layer.map { (layer: $0, role: key.role, weight: w) } }
+            .filter { $0.role.isLinearWeight }
+            .sorted { ($0.layer, $0.role) < ($1.layer, $1.role) }
+            .map(\.weight)
         let widest = layers.map { max($0.shape[0], $0.shape[1]) }.max() ?? 0
         let largest = layers.map(\.count).max() ?? 0
         let x = zeros(n * widest), dy = zeros(n * widest), y = zeros(n * widest), dx = zeros(n * widest), dw = zeros(largest)

@@ -54,10 +54,13 @@ const char *sparc_kernels_variant(void);
 /// nothing) when this CPU cannot run it. For tests and benchmarks.
 int sparc_kernels_use(int variant);
 
-/// acc = scale · f(d) over `count` floats, f(d) = w ⊙ d (d alone when w is NULL), |·| of it
-/// when `absolute`, computed as (w·d)·scale; written with non-temporal stores, since a fresh
-/// accumulator is not read first and hundreds of MB of it would only evict the cache. The
-/// same float operations in the same order as any other copy (memory-bound: SSE2 suffices).
-void sparc_fold_assign_streaming(const float *d, const float *w, int absolute, float scale, float *acc, long count);
+/// How `sparc_fold` writes: add to acc, assign it, or assign it with non-temporal stores (a
+/// fresh accumulator written once: hundreds of MB of it would only evict the cache).
+enum { SPARC_FOLD_ADD = 0, SPARC_FOLD_ASSIGN = 1, SPARC_FOLD_ASSIGN_STREAMING = 2 };
+
+/// acc (+)= scale · f(d) over `count` floats, f(d) = w ⊙ d (d alone when w is NULL), |·| of it
+/// when `absolute`, computed as (w·d)·scale and added as acc + that. Memory-bound, so one
+/// SSE2 copy serves every CPU, with the same float operations in the same order.
+void sparc_fold(const float *d, const float *w, int absolute, float scale, float *acc, long count, int mode);
 
 #endif
