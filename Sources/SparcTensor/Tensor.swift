@@ -47,7 +47,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     public init(count: Int, elementType: ElementType, zeroed: Bool) {
         precondition(count >= 0, "negative tensor size")
-        _ = TensorStorage.keepBuffersInTheHeap
+        _ = TensorStorage.keepsBuffersInTheHeap
         self.count = count
         self.elementType = elementType
         var raw: UnsafeMutableRawPointer?
@@ -68,9 +68,8 @@ public final class TensorStorage: @unchecked Sendable {
     /// was a third of the time. Serving large buffers from a heap that is not trimmed
     /// reuses the memory instead (the process keeps its peak size). The same keeps the
     /// per-use Float32 copies of half-precision weights cheap: each reuses the last one's memory.
-    private static let keepBuffersInTheHeap: Void = {
-        sparc_keep_large_buffers_in_heap()
-    }()
+    /// True where the allocator took the settings (glibc).
+    static let keepsBuffersInTheHeap: Bool = sparc_keep_large_buffers_in_heap() != 0
 
     func copy() -> TensorStorage {
         let other = TensorStorage(count: count, elementType: elementType, zeroed: false)

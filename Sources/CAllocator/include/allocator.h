@@ -3,7 +3,8 @@
 #define SPARC_ALLOCATOR_H
 
 /// Serve large allocations from the heap and never trim it, so big tensors are reused
-/// rather than mapped and unmapped on every call.
-void sparc_keep_large_buffers_in_heap(void);
+/// rather than mapped and unmapped on every call. Returns 1 where the allocator took the
+/// settings (glibc), 0 elsewhere.
+int sparc_keep_large_buffers_in_heap(void);
 
 #endif

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+@testable import SparcTensor
+
+@Suite struct AllocatorTests {
+    /// Minor page faults of this process so far.
+    static func minorFaults() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_minflt
+    }
+
+    /// Large buffers freed and allocated again come back from the heap with their pages
+    /// mapped: writing them the second time faults (almost) nothing in. By default glibc maps
+    /// such buffers afresh, or trims the heap once more than twice the last one is free, and
+    /// 4 × 8 MiB would take ~8192 faults every round.
+    @Test func largeBuffersAreReusedWithoutPageFaults() {
+        #if canImport(Glibc)
+        #expect(TensorStorage.keepsBuffersInTheHeap)
+        #endif
+        let count = 2 << 20  // 8 MiB of floats
+        func writeOnce() {
+            let buffers = (0..<4).map { _ in TensorStorage(count: count, zeroed: false) }
+            for storage in buffers {
+                let p = storage.pointer
+                for i in stride(from: 0, to: count, by: 1024) { p[i] = Float(i) }
+            }
+            withExtendedLifetime(buffers) {}
+        }
+        writeOnce()
+        let before = Self.minorFaults()
+        for _ in 0..<4 { writeOnce() }
+        let faults = Self.minorFaults() - before
+        #if canImport(Glibc)
+        // Other tests run in parallel in this process, so allow some unrelated faults;
+        // sixteen fresh mappings would take ≥ 32768.
+        #expect(faults < 4096, "reused 8 MiB buffers took \(faults) page faults")
+        #endif
+    }
+}
