@@ -7,10 +7,20 @@
 
 #ifdef __GLIBC__
 #include <malloc.h>
-int sparc_keep_large_buffers_in_heap(void) {
-    // glibc rejects thresholds above 32 MiB (64-bit); mallopt returns 1 on success.
-    return mallopt(M_MMAP_THRESHOLD, 32 << 20) && mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+
+static int settings_taken;
+
+// Before main, while the process has one thread: with one arena every thread allocates from
+// the main heap, which obeys the trim threshold. A thread's own arena is a chain of 64 MiB
+// heaps, and glibc unmaps any of them that falls wholly free whatever the threshold, so the
+// next pass faults that memory in again.
+__attribute__((constructor)) static void keep_large_buffers_in_heap(void) {
+    settings_taken = mallopt(M_ARENA_MAX, 1)
+        && mallopt(M_MMAP_THRESHOLD, 32 << 20)  // glibc rejects values above 32 MiB (64-bit)
+        && mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
 }
+
+int sparc_keep_large_buffers_in_heap(void) { return settings_taken; }
 #else
 int sparc_keep_large_buffers_in_heap(void) { return 0; }
 #endif

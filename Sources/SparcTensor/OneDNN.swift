@@ -25,15 +25,18 @@ struct OneDNN: @unchecked Sendable {
     private let sgemmFunction: SGEMM
     /// Absent when oneDNN was built without OpenMP (then it picks its own thread count).
     private let setThreads: SetThreads?
+    /// The OpenMP runtime oneDNN threads through, for `Parallel`'s loops (nil without one).
+    let openMP: OpenMPRegions?
     /// "2.6.3".
     let version: String
 
     /// oneDNN, loaded on first use, or why it could not be.
     static let shared: Result<OneDNN, BLAS.BackendError> = load()
 
-    private init(sgemm: SGEMM, setThreads: SetThreads?, version: String) {
+    private init(sgemm: SGEMM, setThreads: SetThreads?, openMP: OpenMPRegions?, version: String) {
         self.sgemmFunction = sgemm
         self.setThreads = setThreads
+        self.openMP = openMP
         self.version = version
     }
 
@@ -42,13 +45,17 @@ struct OneDNN: @unchecked Sendable {
         // not link it); the settings are put back afterwards, so child processes do not see them.
         // Its default team is every core, not SPARC_THREADS or an MPI rank's share.
         var settings = ["OMP_NUM_THREADS": String(Parallel.threads)]
-        // After a product libgomp's threads spin (by default 300,000 rounds) waiting for the
-        // next, on the cores sparc's own threads need for the element-wise work in between.
-        // Measured, 2 cores, SmolLM2 forward at 64 / 256 tokens on a shared machine: 1747 /
-        // 2328 ms spinning, 241 / 916 ms passive (OpenBLAS 348 / 1284 ms in the same minute).
-        // An explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+        // After a region libgomp's threads spin (by default 300,000 rounds) waiting for the
+        // next. `Parallel` runs its loops on the same team, so the spinning catches the next
+        // loop or product without a wake-up. Only when the loops run on Dispatch's threads
+        // (SPARC_PARALLEL=dispatch) would the spinning take the cores those need: measured, 2
+        // cores, SmolLM2 forward at 64 / 256 tokens, 1747 / 2328 ms spinning, 241 / 916 ms
+        // passive; then the policy is passive. An explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT is
+        // left alone.
         let env = ProcessInfo.processInfo.environment
-        if env["OMP_WAIT_POLICY"] == nil && env["GOMP_SPINCOUNT"] == nil { settings["OMP_WAIT_POLICY"] = "passive" }
+        if env["SPARC_PARALLEL"] == "dispatch" && env["OMP_WAIT_POLICY"] == nil && env["GOMP_SPINCOUNT"] == nil {
+            settings["OMP_WAIT_POLICY"] = "passive"
+        }
         for (name, value) in settings { setenv(name, value, 1) }
         let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL)
         let reason = handle == nil ? dlerror().map { String(cString: $0) } ?? "dlopen failed" : ""
@@ -68,7 +75,8 @@ struct OneDNN: @unchecked Sendable {
         }
         // dlsym on a handle also searches the libraries it loaded: libgomp's symbol.
         let setThreads = dlsym(handle, "omp_set_num_threads").map { unsafeBitCast($0, to: SetThreads.self) }
-        return .success(OneDNN(sgemm: unsafeBitCast(sgemm, to: SGEMM.self), setThreads: setThreads, version: version))
+        return .success(OneDNN(sgemm: unsafeBitCast(sgemm, to: SGEMM.self), setThreads: setThreads,
+                               openMP: OpenMPRegions(handle), version: version))
     }
 
     /// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C on `threads` threads.
@@ -79,5 +87,28 @@ struct OneDNN: @unchecked Sendable {
         let status = sgemmFunction(CChar(UInt8(ascii: transA ? "T" : "N")), CChar(UInt8(ascii: transB ? "T" : "N")),
                                    Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         precondition(status == 0, "dnnl_sgemm failed (status \(status)) on \(m)×\(k)·\(k)×\(n)")
+    }
+}
+
+/// libgomp's parallel regions (GCC's OpenMP ABI), found through oneDNN's handle: `Parallel`
+/// runs its loops on the team of threads that runs oneDNN's products, so one set of threads
+/// does all the work of a pass, as PyTorch's ATen and its BLAS share one OpenMP team.
+struct OpenMPRegions: @unchecked Sendable {
+    typealias Region = @convention(c) (UnsafeMutableRawPointer?) -> Void
+    /// `void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags)`:
+    /// runs fn(data) on num_threads threads, the caller among them, and returns when all have.
+    typealias Parallel = @convention(c) (Region, UnsafeMutableRawPointer?, UInt32, UInt32) -> Void
+    typealias ThreadQuery = @convention(c) () -> Int32
+
+    let parallel: Parallel
+    let threadNumber: ThreadQuery
+    let teamSize: ThreadQuery
+
+    init?(_ handle: UnsafeMutableRawPointer) {
+        guard let p = dlsym(handle, "GOMP_parallel"), let n = dlsym(handle, "omp_get_thread_num"),
+              let t = dlsym(handle, "omp_get_num_threads") else { return nil }
+        parallel = unsafeBitCast(p, to: Parallel.self)
+        threadNumber = unsafeBitCast(n, to: ThreadQuery.self)
+        teamSize = unsafeBitCast(t, to: ThreadQuery.self)
     }
 }

@@ -19,6 +19,8 @@ public final class TensorStorage: @unchecked Sendable {
     public let count: Int
     public let elementType: ElementType
     private let base: UnsafeMutableRawPointer
+    /// What malloc returned (`base` is it rounded up to `alignment`).
+    private let allocation: UnsafeMutableRawPointer
 
     /// The Float32 elements. Half-precision storage has none: reading it through this
     /// pointer would reinterpret 2-byte codes as floats, so that traps; use
@@ -50,17 +52,25 @@ public final class TensorStorage: @unchecked Sendable {
         _ = TensorStorage.keepsBuffersInTheHeap
         self.count = count
         self.elementType = elementType
-        var raw: UnsafeMutableRawPointer?
         let bytes = max(count, 1) * elementType.width
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+        // malloc and align by hand rather than posix_memalign: glibc's aligned allocations do
+        // not reuse freed large chunks (each 8 MiB buffer of a round of four landed on fresh
+        // heap, faulted in anew), where plain malloc hands the same memory back.
+        guard let allocation = malloc(bytes + TensorStorage.alignment - 1) else {
             fatalError("out of memory allocating \(bytes) bytes")
         }
+        let address = (Int(bitPattern: allocation) + TensorStorage.alignment - 1) & ~(TensorStorage.alignment - 1)
+        let raw = UnsafeMutableRawPointer(bitPattern: address)!
         if zeroed { memset(raw, 0, bytes) }
         if elementType == .f32 { raw.bindMemory(to: Float.self, capacity: max(count, 1)) } else { raw.bindMemory(to: UInt16.self, capacity: max(count, 1)) }
+        self.allocation = allocation
         base = raw
     }
 
-    deinit { free(base) }
+    /// Cache-line (and AVX-512 vector) alignment of every buffer.
+    static let alignment = 64
+
+    deinit { free(allocation) }
 
     /// glibc maps each large buffer separately and unmaps it on free; with several threads
     /// having touched it, every unmap interrupts all cores to flush TLBs, and the next
