@@ -64,9 +64,13 @@ struct Attention {
                 self.probabilities(queries + r0 * qDim, qDim, keys, kvDim, rows: b, past: past + r0, window: window, into: scores)
                 if let probabilities, !probabilities.isEmpty {
                     // Each job writes its own [rows, rows] slice of a buffer the trace alone owns
-                    // (traces have no past; the columns past `visible` stay the zeros it starts with).
+                    // (traces have no past), zeros past `visible` included: the buffer starts
+                    // uninitialised, so no single-threaded pass zeroes it first.
                     let P = probabilities[s].storage.pointer + head * rows * rows + r0 * rows
-                    for i in 0..<b { (P + i * rows).update(from: scores + i * visible, count: visible) }
+                    for i in 0..<b {
+                        (P + i * rows).update(from: scores + i * visible, count: visible)
+                        (P + i * rows + visible).update(repeating: 0, count: rows - visible)
+                    }
                 }
                 BLAS.sgemm(m: b, n: hd, k: visible, a: scores, lda: visible, b: values, ldb: kvDim,
                            c: A + (starts[s] + r0) * qDim + head * hd, ldc: qDim)

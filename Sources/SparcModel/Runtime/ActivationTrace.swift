@@ -79,7 +79,8 @@ public final class ActivationTrace: @unchecked Sendable {
         recomputesBlocks = mayRecompute && activationBytes > Double(Self.storedActivationLimit)
         let keep = !recomputesBlocks && keepsProbabilities(of: heads, layers: layers.count)
         for l in layers.indices {
-            layers[l].attention.probabilities = keep ? tokens.map { Tensor(zeros: [heads, $0.count, $0.count]) } : []
+            // Written whole by the attention forward (`Attention.forward`).
+            layers[l].attention.probabilities = keep ? tokens.map { Tensor(unsafeUninitializedShape: [heads, $0.count, $0.count]) } : []
         }
     }
 }

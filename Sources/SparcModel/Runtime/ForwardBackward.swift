@@ -191,7 +191,7 @@ extension Model {
         var x = trace.layers[l].residualIn
         var saved: ActivationTrace.Layer? = ActivationTrace.Layer()
         saved!.attention.probabilities = trace.keepsProbabilities(of: config.numHeads, layers: 1)
-            ? trace.tokens.map { Tensor(zeros: [config.numHeads, $0.count, $0.count]) } : []
+            ? trace.tokens.map { Tensor(unsafeUninitializedShape: [config.numHeads, $0.count, $0.count]) } : []
         let caches = trace.tokens.map { KVCache(config: config, capacity: $0.count, layers: l..<(l + 1)) }
         let X = mutablePointer(&x)
         precondition(x.count == n * d)
