@@ -49,7 +49,6 @@ public final class TensorStorage: @unchecked Sendable {
 
     public init(count: Int, elementType: ElementType, zeroed: Bool) {
         precondition(count >= 0, "negative tensor size")
-        _ = TensorStorage.keepsBuffersInTheHeap
         self.count = count
         self.elementType = elementType
         let bytes = max(count, 1) * elementType.width
