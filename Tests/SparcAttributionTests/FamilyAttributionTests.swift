@@ -98,7 +98,7 @@ enum FamilyRelevance {
 /// each head's P from the saved queries and keys) nor every block's activations (the
 /// backward runs each block again from its input). Relevances are the same either way
 /// (sliding windows included).
-@Suite(.serialized) struct RecomputedAttentionTests {
+@Suite struct RecomputedAttentionTests {
     @Test(arguments: ["llama-linear", "gemma3-six", "gpt2"])
     func recomputedProbabilitiesGiveTheSameRelevance(family: String) throws {
         let m = try Model.load(FamilyRelevance.models + "/" + family)
@@ -106,11 +106,10 @@ enum FamilyRelevance {
                        AttributionSample(ids: [5, 9, 2, 11, 4, 8, 1])]
         let kept = try Attribution.attribute(m, samples: samples, method: .lrp, level: .weight)
         let keptTokens = try Attribution.attribute(m, samples: samples, method: .lrp, level: .token)
-        let limit = Attention.storedProbabilityLimit
-        Attention.storedProbabilityLimit = 0
-        defer { Attention.storedProbabilityLimit = limit }
-        let recomputed = try Attribution.attribute(m, samples: samples, method: .lrp, level: .weight)
-        let recomputedTokens = try Attribution.attribute(m, samples: samples, method: .lrp, level: .token)
+        let (recomputed, recomputedTokens) = try Attention.$storedProbabilityLimit.withValue(0) {
+            (try Attribution.attribute(m, samples: samples, method: .lrp, level: .weight),
+             try Attribution.attribute(m, samples: samples, method: .lrp, level: .token))
+        }
         try Self.expectSame([(kept, recomputed), (keptTokens, recomputedTokens)], family)
     }
 
@@ -124,18 +123,16 @@ enum FamilyRelevance {
                        AttributionSample(ids: [5, 9, 2, 11, 4, 8, 1])]
         let cases: [(AttributionMethod, AttributionLevel)] = [(.lrp, .weight), (.lrp, .token), (.lrp, .neuron), (.gradient, .hidden)]
         let stored = try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
-        let activationLimit = ActivationTrace.storedActivationLimit
-        ActivationTrace.storedActivationLimit = 0
-        defer { ActivationTrace.storedActivationLimit = activationLimit }
-        #expect(try m.tracedLogits(batch: [[1, 2, 3]], forBackwardOnly: true).trace.recomputesBlocks)
-        #expect(try !m.tracedLogits(batch: [[1, 2, 3]]).trace.recomputesBlocks)  // Wanda's statistics read every block
-        let checkpointed = try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
-        try Self.expectSame(Array(zip(stored, checkpointed)), family)
-        let probabilityLimit = Attention.storedProbabilityLimit
-        Attention.storedProbabilityLimit = 0
-        defer { Attention.storedProbabilityLimit = probabilityLimit }
-        let both = try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
-        try Self.expectSame(Array(zip(stored, both)), family)
+        try ActivationTrace.$storedActivationLimit.withValue(0) {
+            #expect(try m.tracedLogits(batch: [[1, 2, 3]], forBackwardOnly: true).trace.recomputesBlocks)
+            #expect(try !m.tracedLogits(batch: [[1, 2, 3]]).trace.recomputesBlocks)  // Wanda's statistics read every block
+            let checkpointed = try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
+            try Self.expectSame(Array(zip(stored, checkpointed)), family)
+            let both = try Attention.$storedProbabilityLimit.withValue(0) {
+                try cases.map { try Attribution.attribute(m, samples: samples, method: $0.0, level: $0.1) }
+            }
+            try Self.expectSame(Array(zip(stored, both)), family)
+        }
     }
 
     /// Attention in query blocks (each against the keys up to its last row) gives the same
@@ -153,19 +150,16 @@ enum FamilyRelevance {
             return (try m.logits(batch: [ids, more]), continued, maps)
         }
         let whole = try run()
-        let block = Attention.queryBlock
-        Attention.queryBlock = 4
-        defer { Attention.queryBlock = block }
-        let blocked = try run()
+        let blocked = try Attention.$queryBlock.withValue(4) { try run() }
         for (a, b) in zip(whole.logits + [whole.continued], blocked.logits + [blocked.continued]) {
             let scale = a.scalars.map { abs($0) }.max()!
             #expect(zip(a.scalars, b.scalars).allSatisfy { abs($0 - $1) <= 1e-5 * scale }, "\(family) logits")
         }
         try Self.expectSame(Array(zip(whole.maps, blocked.maps)), family)
-        let probabilityLimit = Attention.storedProbabilityLimit
-        Attention.storedProbabilityLimit = 0
-        defer { Attention.storedProbabilityLimit = probabilityLimit }
-        try Self.expectSame(Array(zip(whole.maps, try run().maps)), family)
+        let recomputed = try Attention.$queryBlock.withValue(4) {
+            try Attention.$storedProbabilityLimit.withValue(0) { try run() }
+        }
+        try Self.expectSame(Array(zip(whole.maps, recomputed.maps)), family)
     }
 
     static func expectSame(_ pairs: [(RelevanceMap, RelevanceMap)], _ family: String) throws {

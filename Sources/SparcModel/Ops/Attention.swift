@@ -45,7 +45,7 @@ struct Attention {
                  tokens: [[Int]], starts: [Int], caches: [KVCache], layer l: Int,
                  into A: UnsafeMutablePointer<Float>, probabilities: [Tensor]?) {
         let hd = headDim, qDim = heads * hd, kvDim = kvHeads * hd, group = group, nH = heads
-        let window = windows[l]
+        let window = windows[l], queryBlock = Attention.queryBlock  // task-local: read on the caller's thread
         for (s, seq) in tokens.enumerated() {
             let past = caches[s].length, rows = seq.count
             (caches[s].keys[l].storage.pointer + past * kvDim).update(from: K + starts[s] * kvDim, count: rows * kvDim)
@@ -57,10 +57,10 @@ struct Attention {
             let keys = caches[s].keys[l].storage.pointer + kvHead * hd
             let values = caches[s].values[l].storage.pointer + kvHead * hd
             let queries = Q + starts[s] * qDim + head * hd
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: min(rows, Attention.queryBlock) * total)
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: min(rows, queryBlock) * total)
             defer { scores.deallocate() }
-            for r0 in stride(from: 0, to: rows, by: Attention.queryBlock) {
-                let b = min(Attention.queryBlock, rows - r0), visible = past + r0 + b
+            for r0 in stride(from: 0, to: rows, by: queryBlock) {
+                let b = min(queryBlock, rows - r0), visible = past + r0 + b
                 self.probabilities(queries + r0 * qDim, qDim, keys, kvDim, rows: b, past: past + r0, window: window, into: scores)
                 if let probabilities, !probabilities.isEmpty {
                     // Each job writes its own [rows, rows] slice of a buffer the trace alone owns
@@ -81,7 +81,9 @@ struct Attention {
     /// Queries are attended in blocks of this many rows, each against the keys up to its
     /// last row only: the causal upper triangle beyond each block is never computed (for
     /// 2048 tokens, 53 % of the square instead of all of it). Shorter inputs are one block.
-    nonisolated(unsafe) static var queryBlock = 128
+    /// Task-local so that a test can change it for its own calls alone (a global changed
+    /// under another test's running forward overflowed that forward's score buffer).
+    @TaskLocal static var queryBlock = 128
 
     /// P = softmax(q·kᵀ · scale) for `rows` queries after `past` cached positions, causal
     /// and windowed, into `P` `[rows, past + rows]`: the forward's, and the backward's when
@@ -102,7 +104,8 @@ struct Attention {
     /// Traces keep every layer's attention probabilities up to this many bytes in all
     /// (all layers, heads and sequences); longer inputs recompute them in the backward, one
     /// head at a time, so a 2048-token pass does not hold 30 layers × heads × 2048² floats.
-    nonisolated(unsafe) static var storedProbabilityLimit = 512 << 20
+    /// Task-local, as `queryBlock`.
+    @TaskLocal static var storedProbabilityLimit = 512 << 20
 
     /// dQ, dK, dV from dOut. out = P·V: dP = dOut·Vᵀ, dV = Pᵀ·dOut (× the value share);
     /// softmax Jacobian: dS = P ⊙ (dP − Σ_j dP·P); S = scale·q·kᵀ: dQ = dS·K, dK = dSᵀ·Q
@@ -114,10 +117,10 @@ struct Attention {
         var dKPerHead = Tensor(unsafeUninitializedShape: [n, qDim]), dVPerHead = Tensor(unsafeUninitializedShape: [n, qDim])
         let DKH = mutablePointer(&dKPerHead), DVH = mutablePointer(&dVPerHead)
         let Q = a.queries.storage.pointer, K = a.keys.storage.pointer, V = a.values.storage.pointer
-        let qkShare = rules.queryKeyShare, vShare = rules.valueShare
+        let qkShare = rules.queryKeyShare, vShare = rules.valueShare, queryBlock = Attention.queryBlock
         Parallel.forEach(tokens.count * nH) { job in
             let s = job / nH, head = job % nH, kvHead = head / group
-            let rows = tokens[s].count, first = starts[s], block = min(rows, Attention.queryBlock)
+            let rows = tokens[s].count, first = starts[s], block = min(rows, queryBlock)
             let dP = UnsafeMutablePointer<Float>.allocate(capacity: block * rows)
             defer { dP.deallocate() }
             let recomputed: UnsafeMutablePointer<Float>? = a.probabilities.isEmpty ? .allocate(capacity: block * rows) : nil
@@ -127,7 +130,7 @@ struct Attention {
             let dQ = DQ + first * qDim + head * hd, dK = DKH + first * qDim + head * hd, dV = DVH + first * qDim + head * hd
             // Query blocks as in the forward, the last first: it reaches every key, so its
             // products set dK and dV (β = 0) and the earlier blocks add to them.
-            for (index, r0) in stride(from: 0, to: rows, by: Attention.queryBlock).reversed().enumerated() {
+            for (index, r0) in stride(from: 0, to: rows, by: queryBlock).reversed().enumerated() {
                 let b = min(block, rows - r0), visible = r0 + b, beta: Float = index == 0 ? 0 : 1
                 let P: UnsafePointer<Float>, pStride: Int
                 if let recomputed {

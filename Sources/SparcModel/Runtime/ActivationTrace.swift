@@ -54,8 +54,9 @@ public final class ActivationTrace: @unchecked Sendable {
 
     /// Traces keep every block's activations up to this many bytes (SmolLM2: about 1000
     /// tokens); longer inputs of a trace that may recompute keep the block inputs alone,
-    /// which costs one more forward pass of the blocks in the backward.
-    nonisolated(unsafe) public static var storedActivationLimit = 1 << 30
+    /// which costs one more forward pass of the blocks in the backward. Task-local, so that
+    /// a caller (a test) can lower it for its own traces alone.
+    @TaskLocal public static var storedActivationLimit = 1 << 30
 
     public init(layers: Int, mayRecompute: Bool = false) {
         self.layers = [Layer](repeating: Layer(), count: layers)
