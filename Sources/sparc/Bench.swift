@@ -89,9 +89,7 @@ struct Bench: ParsableCommand {
                          "sgemm_gflops": limit.pass, "fraction_of_sgemm": lrpFlops / lrp / 1e9 / limit.pass,
                          "sgemm_streamed_gflops": streamed.pass, "fraction_of_streamed_sgemm": lrpFlops / lrp / 1e9 / streamed.pass])
         }
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let peakMiB = Double(usage.ru_maxrss) / 1024
+        let peakMiB = Bench.peakResidentMiB()
         let weightsMiB = Double(m.parameterCount * 4) / 1048576
         if json {
             let obj: [String: Any] = ["threads": Parallel.threads, "blas_core": BLAS.coreName, "blas_backend": BLAS.backendName, "kernels": Kernels.instructionSet, "attribution": rows,
@@ -180,6 +178,20 @@ struct Bench: ParsableCommand {
             out += [". ", ". ", ". ", "? ", "! ", ".\n\n"][next(6)]
         }
         return out
+    }
+
+    /// This process's peak resident memory: the kernel's high-water mark of this program's
+    /// memory (VmHWM). Not getrusage's ru_maxrss, which keeps the parent's peak across exec:
+    /// started by a Python that holds PyTorch's model, sparc would report PyTorch's peak.
+    static func peakResidentMiB() -> Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kB = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            return kB / 1024
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
     }
 
     /// Multiply-adds ×2 of the forward pass: linear layers, attention scores and
