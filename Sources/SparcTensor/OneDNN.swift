@@ -43,8 +43,11 @@ struct OneDNN: @unchecked Sendable {
     private static func load() -> Result<OneDNN, BLAS.BackendError> {
         // libgomp reads its environment once, when it loads (with oneDNN: sparc itself does
         // not link it); the settings are put back afterwards, so child processes do not see them.
-        // Its default team is every core, not SPARC_THREADS or an MPI rank's share.
-        var settings = ["OMP_NUM_THREADS": String(Parallel.threads)]
+        // The thread count needs none: every product sets it on its calling thread
+        // (`omp_set_num_threads`) and every loop passes it to GOMP_parallel. That keeps setenv
+        // out of the default path: oneDNN loads on the first product, which in a process
+        // with several threads (a test run) may come while another thread reads the environment.
+        var settings: [String: String] = [:]
         // After a region libgomp's threads spin (by default 300,000 rounds) waiting for the
         // next. `Parallel` runs its loops on the same team, so the spinning catches the next
         // loop or product without a wake-up. Only when the loops run on Dispatch's threads
