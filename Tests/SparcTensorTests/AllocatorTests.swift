@@ -29,9 +29,13 @@ import Testing
             withExtendedLifetime(buffers) {}
         }
         writeOnce()
-        let before = Self.minorFaults()
-        for _ in 0..<4 { writeOnce() }
-        let faults = Self.minorFaults() - before
+        // The fewest of three tries: the heap is shared with the tests running alongside, and
+        // one of them may take the freed chunks in between (then ours grow the heap once).
+        let faults = (0..<3).map { _ in
+            let before = Self.minorFaults()
+            for _ in 0..<4 { writeOnce() }
+            return Self.minorFaults() - before
+        }.min()!
         #if canImport(Glibc)
         // Sixteen fresh mappings would take ≥ 32768.
         #expect(faults < 1024, "reused 8 MiB buffers took \(faults) page faults")
