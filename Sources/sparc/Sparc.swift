@@ -64,11 +64,20 @@ func shareCoresBetweenRanks() {
 
 /// The cores this process may run on (its affinity mask, `Cpus_allowed` in
 /// /proc/self/status: hex words separated by commas), when the system says.
-func allowedCores(status: String? = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) -> Int? {
-    guard let line = status?.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
-    let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+func allowedCores(status: String? = processStatus()) -> Int? {
+    guard let field = statusField("Cpus_allowed", in: status) else { return nil }
+    let hex = field.filter { $0.isHexDigit }
     let count = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
     return count > 0 ? count : nil
+}
+
+/// This process's /proc/self/status (Linux), or nil.
+func processStatus() -> String? { try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) }
+
+/// What follows "NAME:" on its line of a /proc status text ("ff,ffffffff", "  1234 kB").
+func statusField(_ name: String, in status: String?) -> Substring? {
+    let prefix = name + ":"
+    return status?.split(separator: "\n").first { $0.hasPrefix(prefix) }?.dropFirst(prefix.count)
 }
 
 /// Joins the MPI job when a launcher started this process (see `World.join`); a failure
