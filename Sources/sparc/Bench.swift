@@ -184,7 +184,7 @@ struct Bench: ParsableCommand {
     /// memory (VmHWM). Not getrusage's ru_maxrss, which keeps the parent's peak across exec:
     /// started by a Python that holds PyTorch's model, sparc would report PyTorch's peak.
     static func peakResidentMiB() -> Double {
-        if let field = statusField("VmHWM", in: processStatus()), let kB = Double(field.split(separator: " ").first ?? "") {
+        if let field = statusField("VmHWM", in: processStatus()), let kB = Double(field.split(whereSeparator: \.isWhitespace).first ?? "") {
             return kB / 1024
         }
         var usage = rusage()

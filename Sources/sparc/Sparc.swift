@@ -74,7 +74,7 @@ func allowedCores(status: String? = processStatus()) -> Int? {
 /// This process's /proc/self/status (Linux), or nil.
 func processStatus() -> String? { try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) }
 
-/// What follows "NAME:" on its line of a /proc status text ("ff,ffffffff", "  1234 kB").
+/// What follows "NAME:" on its line of a /proc status text, whitespace included ("\tff,ffffffff", "\t  1234 kB").
 func statusField(_ name: String, in status: String?) -> Substring? {
     let prefix = name + ":"
     return status?.split(separator: "\n").first { $0.hasPrefix(prefix) }?.dropFirst(prefix.count)
