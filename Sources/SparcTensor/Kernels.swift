@@ -79,7 +79,7 @@ public enum Kernels {
     public static func fold(_ ds: [UnsafePointer<Float>], times w: UnsafePointer<Float>?, absolute: Bool, scale: Float,
                             into acc: UnsafeMutablePointer<Float>, count: Int, assign: Bool) {
         let absoluteFlag: Int32 = absolute ? 1 : 0
-        Parallel.forRanges(count, minChunk: 65536) { range in
+        Parallel.forRanges(count, minChunk: 1 << 14) { range in
             if assign && ds.count == 1 {
                 // A fresh accumulator written once: stream it past the cache.
                 sparc_fold(ds[0] + range.lowerBound, w.map { $0 + range.lowerBound }, absoluteFlag, scale, acc + range.lowerBound,
