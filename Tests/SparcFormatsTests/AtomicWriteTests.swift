@@ -5,23 +5,20 @@ import Testing
 
 struct Planned: Error {}
 
-/// Runs `body` in a forked child, waits until it creates `marker`, then SIGKILLs it —
-/// a save killed mid-write. Returns the child's PID (reaped).
-func killMidWrite(marker: String, _ body: () throws -> Void) throws -> pid_t {
-    let pid = fork()
-    #expect(pid >= 0)
-    if pid == 0 {
-        // Child: only the calling thread exists; do the write and never return to the test.
-        _ = try? body()
-        _exit(3)
-    }
-    let deadline = Date().addingTimeInterval(20)
-    while !FileManager.default.fileExists(atPath: marker) && Date() < deadline { usleep(2_000) }
-    #expect(FileManager.default.fileExists(atPath: marker), "the child never reached the middle of its write")
-    kill(pid, SIGKILL)
-    var status: Int32 = 0
-    waitpid(pid, &status, 0)
-    return pid
+/// A save killed mid-write: exit tests run `body` in a fresh process of the test binary
+/// (spawned, not forked from this multi-threaded one), where `killSelf()` at the chosen
+/// moment ends it as `kill -9` would.
+func killSelf() -> Never {
+    kill(getpid(), SIGKILL)
+    while true { pause() }
+}
+
+/// The PID in the one temporary of `name` left in `dir`, and whether that process is gone.
+func deadWriter(of name: String, in dir: String) throws -> pid_t? {
+    let temporaries = try FileManager.default.contentsOfDirectory(atPath: dir)
+        .compactMap(AtomicWrite.parseTemporaryName).filter { $0.name == name }
+    guard temporaries.count == 1, let pid = temporaries.first.map({ pid_t($0.pid) }) else { return nil }
+    return kill(pid, 0) == 0 ? nil : pid
 }
 
 @Suite(.serialized) struct AtomicWriteTests {
@@ -41,22 +38,21 @@ func killMidWrite(marker: String, _ body: () throws -> Void) throws -> pid_t {
         #expect(try entries(dir) == ["keep.bin"])
     }
 
-    @Test func killedWriteLeavesOldFileAndItsTemporaryIsCleanedLater() throws {
+    @Test func killedWriteLeavesOldFileAndItsTemporaryIsCleanedLater() async throws {
         let dir = TempDir()
         let path = dir.file("w.safetensors")
         try SafetensorsWriter.write([("a", sampleTensor([4]))], to: path)
-        let pid = try killMidWrite(marker: dir.file("marker")) {
+        await #expect(processExitsWith: .signal(SIGKILL)) { [path = path as String] in
             try AtomicWrite.write(to: path) { sink in
                 try sink.write([UInt8](repeating: 7, count: 2 << 20))
-                FileManager.default.createFile(atPath: dir.file("marker"), contents: nil)
-                while true { pause() }
+                killSelf()
             }
         }
         #expect(try SafetensorsFile(path: path).tensor("a").scalars == sampleTensor([4]).scalars)
-        #expect(try entries(dir).contains { $0.hasPrefix(".w.safetensors.tmp-\(pid)-") })
+        #expect(try deadWriter(of: "w.safetensors", in: dir.path) != nil, "the killed write's temporary is left, named by its PID")
         // The next save of the same name removes the dead process's temporary.
         try SafetensorsWriter.write([("a", sampleTensor([5]))], to: path)
-        #expect(try entries(dir) == ["marker", "w.safetensors"])
+        #expect(try entries(dir) == ["w.safetensors"])
     }
 
     @Test func temporaryNamesAreParsedStrictly() {
@@ -136,24 +132,22 @@ func killMidWrite(marker: String, _ body: () throws -> Void) throws -> pid_t {
         #expect(try entries(root.path) == ["f"])
     }
 
-    @Test func killedSaveLeavesOldFolderLoadable() throws {
+    @Test func killedSaveLeavesOldFolderLoadable() async throws {
         let root = TempDir()
         let model = root.file("model")
         try AtomicDirectory.write(to: model) { try fillModel($0, seed: 1) }
-        let marker = root.file("marker")
-        let pid = try killMidWrite(marker: marker) {
+        await #expect(processExitsWith: .signal(SIGKILL)) { [model = model as String] in
             try AtomicDirectory.write(to: model) { tmp in
-                try fillModel(tmp, seed: 2)
-                FileManager.default.createFile(atPath: marker, contents: nil)
-                while true { pause() }
+                try AtomicDirectoryTests().fillModel(tmp, seed: 2)
+                killSelf()
             }
         }
         try expectModel(model, seed: 1)
-        #expect(try entries(root.path).contains { $0.hasPrefix(".model.tmp-\(pid)-") })
+        #expect(try deadWriter(of: "model", in: root.path) != nil, "the killed save's folder is left, named by its PID")
         // The next save removes the killed one's folder and succeeds.
         try AtomicDirectory.write(to: model) { try fillModel($0, seed: 3) }
         try expectModel(model, seed: 3)
-        #expect(try entries(root.path) == ["marker", "model"])
+        #expect(try entries(root.path) == ["model"])
     }
 }
 
