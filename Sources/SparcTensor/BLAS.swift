@@ -32,9 +32,10 @@ public enum BLAS {
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 
-    /// Raw row-major sgemm: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C.
-    /// Runs on the calling thread, through OpenBLAS whatever the backend: the attention's
-    /// per-(sequence, head) products call it from inside `Parallel.forEach`.
+    /// Raw row-major sgemm: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, on the
+    /// calling thread: the attention's per-(sequence, head) products call it from inside
+    /// `Parallel.forEach`. With the oneDNN backend, products from `callingThreadOneDNNMinimumFLOPs`
+    /// run on oneDNN's kernels (on this thread alone), smaller ones on OpenBLAS's.
     @inline(__always)
     public static func sgemm(
         transA: Bool = false, transB: Bool = false,
@@ -43,10 +44,17 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        backend: Backend = BLAS.backend
     ) {
         _ = singleThreaded
         if m == 0 || n == 0 { return }
+        if backend == .oneDNN, 2 * m * n * k >= callingThreadOneDNNMinimumFLOPs,
+           case .success(let dnnl) = OneDNN.shared {
+            dnnl.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: beta, c: c, ldc: ldc, threads: 1)
+            return
+        }
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -95,7 +103,7 @@ public enum BLAS {
                 }
             }
         } else if Parallel.threads == 1 || flops < 2_000_000 || Parallel.isWorker {
-            sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: n)
+            sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: n, backend: .openBLAS)
         } else if fewRows {
             Parallel.forRanges(n, minChunk: 64) { cols in
                 fewRowsProduct(x, rows: m, inFeatures: k, weight: w + cols.lowerBound * k, outFeatures: cols.count,
@@ -104,7 +112,7 @@ public enum BLAS {
         } else {
             Parallel.forRanges(m, minChunk: 16) { rows in
                 sgemm(transB: true, m: rows.count, n: n, k: k, a: x + rows.lowerBound * k, lda: k,
-                      b: w, ldb: k, beta: beta, c: y + rows.lowerBound * n, ldc: n)
+                      b: w, ldb: k, beta: beta, c: y + rows.lowerBound * n, ldc: n, backend: .openBLAS)
             }
         }
     }
@@ -124,7 +132,7 @@ public enum BLAS {
                                outFeatures n: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, beta: Float,
                                bySGEMV: Bool = fewRowsBySGEMV) {
         guard bySGEMV else {
-            sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: ldy)
+            sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, beta: beta, c: y, ldc: ldy, backend: .openBLAS)
             return
         }
         _ = singleThreaded
@@ -149,7 +157,7 @@ public enum BLAS {
         }
         Parallel.forRanges(m, minChunk: 16) { rows in
             sgemm(m: rows.count, n: k, k: n, a: dy + rows.lowerBound * n, lda: n, b: w, ldb: k,
-                  beta: beta, c: dx + rows.lowerBound * k, ldc: k)
+                  beta: beta, c: dx + rows.lowerBound * k, ldc: k, backend: .openBLAS)
         }
     }
 
@@ -170,7 +178,7 @@ public enum BLAS {
         }
         Parallel.forRanges(n, minChunk: 32) { outs in
             sgemm(transA: true, m: outs.count, n: k, k: m, alpha: alpha, a: dy + outs.lowerBound, lda: n, b: x, ldb: k,
-                  beta: beta, c: dw + outs.lowerBound * k, ldc: k)
+                  beta: beta, c: dw + outs.lowerBound * k, ldc: k, backend: .openBLAS)
         }
     }
 }
@@ -206,7 +214,7 @@ extension BLAS {
         }
         Parallel.forRanges(m, minChunk: 16) { rows in
             sgemm(m: rows.count, n: n, k: k, a: a + rows.lowerBound * k, lda: k,
-                  b: b, ldb: n, c: c + rows.lowerBound * n, ldc: n)
+                  b: b, ldb: n, c: c + rows.lowerBound * n, ldc: n, backend: .openBLAS)
         }
     }
 }
@@ -278,6 +286,14 @@ extension BLAS {
     /// Products below this many FLOPs stay on the OpenBLAS path (single-threaded below
     /// 2 MFLOP): oneDNN's per-call cost and thread wake-up outweigh its faster kernels there.
     static let oneDNNMinimumFLOPs = 2_000_000
+
+    /// Products run on one calling thread (`sgemm`: the attention's per-head products) go to
+    /// oneDNN from this many FLOPs. Measured single-threaded on the attention's shapes (query
+    /// blocks of 128 rows against up to 2048 keys, head size 64; AMD EPYC Zen 5, AVX-512):
+    /// oneDNN 215–238 GFLOP/s, OpenBLAS SkylakeX 197–209, OpenBLAS Haswell 119; from 0.5
+    /// MFLOP oneDNN was at least as fast on every shape tried, below it OpenBLAS's
+    /// small-matrix kernels win (4 × 128 keys: SkylakeX 175, oneDNN 63 GFLOP/s).
+    static let callingThreadOneDNNMinimumFLOPs = 500_000
 }
 
 extension Result {

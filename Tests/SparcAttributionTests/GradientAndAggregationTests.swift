@@ -170,19 +170,23 @@ func expectCentralDifference(_ model: Model, _ name: String, _ i: Int, backward 
                 let batched = try Attribution.attribute(model, samples: samples, method: method, batchSize: 3, absolute: true, parameters: groups)
                 let single = try Attribution.attribute(model, samples: samples, method: method, batchSize: 1, absolute: true, parameters: groups)
                 #expect(batched.names == single.names)
+                // Equal within float32 rounding: stacked samples meet other sgemm kernels (the
+                // row remainders) than one sample alone. OpenBLAS's Haswell kernels measured up to
+                // 1.15e-6 relative L2 (SkylakeX below 1e-6); a sample folded into the wrong map
+                // or dropped is off by order 1.
                 for key in single.names {
-                    #expect(relativeL2(batched[key]!, single[key]!) <= 1e-6, "\(name) \(method) \(key)")
+                    #expect(relativeL2(batched[key]!, single[key]!) <= 1e-5, "\(name) \(method) \(key)")
                     #expect(batched[key]!.scalars.allSatisfy { $0 >= 0 }, "\(name) \(method) \(key)")
                 }
                 // |mean| ≤ mean |·|, strictly somewhere: the per-sample values did not cancel.
                 let signed = try Attribution.attribute(model, samples: samples, method: method, batchSize: 3, parameters: groups)
                 func pairs(_ key: String) -> Zip2Sequence<[Float], [Float]> { zip(batched[key]!.scalars, signed[key]!.scalars) }
-                // Within rounding: ∂W sums tokens with cancellations, so a millionth of the
-                // tensor's largest value. Tensors whose gradient is zero in exact arithmetic
+                // Within rounding: ∂W sums tokens with cancellations, so 1e-5 of the tensor's
+                // largest value (Haswell kernels measured 1.2e-6). Tensors whose gradient is zero in exact arithmetic
                 // (a key bias under softmax) hold rounding noise alone and are left out.
                 let largest = batched.names.map { Double(batched[$0]!.scalars.max() ?? 0) }.max() ?? 0
                 for key in batched.names where Double(batched[key]!.scalars.max() ?? 0) > 1e-6 * largest {
-                    let slack = 1e-6 * Double(batched[key]!.scalars.max() ?? 0)
+                    let slack = 1e-5 * Double(batched[key]!.scalars.max() ?? 0)
                     let worst = pairs(key).map { Double(abs($1)) - Double($0) }.max() ?? 0
                     #expect(worst <= slack, "\(name) \(method) \(key): |mean| exceeds mean |·| by \(worst)")
                 }
