@@ -113,6 +113,55 @@ import Testing
         }
     }
 
+    /// The attention's per-head products: `BLAS.sgemm` on the calling thread, from inside a
+    /// parallel loop, with padded leading dimensions and every transpose. Right against a
+    /// Double reference under every backend; with oneDNN, small products are OpenBLAS's bit
+    /// for bit and those from `callingThreadOneDNNMinimumFLOPs` oneDNN's on one thread.
+    @Test(arguments: backends, [false, true])
+    func callingThreadProducts(backend: BLAS.Backend, transA: Bool) throws {
+        // (m, n, k): a query block against 128 keys (2.1 MFLOP), a few rows (below 0.5 MFLOP).
+        for (m, n, k) in [(128, 128, 64), (4, 128, 64), (37, 70, 64)] {
+            #expect((2 * m * n * k >= BLAS.callingThreadOneDNNMinimumFLOPs) == (m == 128))
+            for transB in [false, true] {
+                let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 1, ldc = n + 2
+                let a = random((transA ? k : m) * lda, seed: 17), b = random((transB ? n : k) * ldb, seed: 18)
+                let start = random(m * ldc, seed: 19)
+                var outputs = [[Float]](repeating: start, count: 3)
+                outputs.withUnsafeMutableBufferPointer { outs in
+                    Parallel.forEach(3) { i in
+                        outs[i].withUnsafeMutableBufferPointer { c in
+                            let use: BLAS.Backend = i == 0 ? backend : .openBLAS
+                            if i == 2, case .success(let dnnl) = OneDNN.shared {
+                                dnnl.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                                           beta: 1, c: c.baseAddress!, ldc: ldc, threads: 1)
+                                return
+                            }
+                            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                                       beta: 1, c: c.baseAddress!, ldc: ldc, backend: use)
+                        }
+                    }
+                }
+                let product = reference(m, n, k, a: { transA ? a[$1 * lda + $0] : a[$0 * lda + $1] },
+                                        b: { transB ? b[$1 * ldb + $0] : b[$0 * ldb + $1] }, plus: nil)
+                var got: [Float] = [], expected: [Double] = []
+                for i in 0..<m {
+                    for j in 0..<n {
+                        got.append(outputs[0][i * ldc + j])
+                        expected.append(0.5 * product[i * n + j] + Double(start[i * ldc + j]))
+                    }
+                    for j in n..<ldc { #expect(outputs[0][i * ldc + j] == start[i * ldc + j]) }
+                }
+                let shape = "\(transA ? "T" : "N")\(transB ? "T" : "N") \(m)×\(k)·\(k)×\(n) on \(backend)"
+                expectClose(got, expected, "calling-thread sgemm " + shape)
+                if backend == .oneDNN {
+                    let routed = 2 * m * n * k >= BLAS.callingThreadOneDNNMinimumFLOPs ? outputs[2] : outputs[1]
+                    let same = outputs[0] == routed
+                    #expect(same, "calling-thread sgemm \(shape): not the library the rule picks")
+                }
+            }
+        }
+    }
+
     @Test func workersKnowTheyAreWorkers() {
         guard Parallel.threads > 1 else { return }
         var seen = [Bool](repeating: false, count: 8)
