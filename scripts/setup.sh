@@ -7,7 +7,9 @@
 #             better-profanity's word list; setup fails without them;
 #   optional: gemma3-270m (238 MB download), the paper's evaluation data (ptb, rtp-toxic)
 #             and the profanity-check classifier venv (63 MB download, 300 MB on disk);
-#             no test needs them, so a failed download is a warning, not a failure.
+#             no test needs them, so a failed download is a warning, not a failure;
+#             and, for the tests, llama.cpp's BPE tokenizer vocabularies (77 MB download,
+#             15 MB kept; scripts/fetch_test_vocabs.py), without which their tests skip.
 # Then runs the flagship example (IOI circuit discovery).
 # Options: --no-demo skips the example; --no-extras skips the optional entries.
 set -euo pipefail
@@ -61,6 +63,12 @@ if [ "$extras" = 1 ]; then
     done
     if [ ${#failed[@]} -gt 0 ]; then
         echo "warning: optional entries not installed: ${failed[*]} (see \`.build/release/sparc install --list\`)" >&2
+    fi
+    # Test data, not a sparc entry: llama.cpp's BPE vocabularies for TokenizerLlamaCppTests
+    # (scripts/test.sh points the tests at them; without them those tests are skipped).
+    echo "==> fetching llama.cpp's tokenizer test vocabularies (optional)"
+    if ! timeout 600 python3 scripts/fetch_test_vocabs.py; then
+        echo "warning: could not fetch the test vocabularies; TokenizerLlamaCppTests will be skipped (retry: python3 scripts/fetch_test_vocabs.py)" >&2
     fi
 fi
 
