@@ -35,7 +35,10 @@ public enum BLAS {
     /// Raw row-major sgemm: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, on the
     /// calling thread: the attention's per-(sequence, head) products call it from inside
     /// `Parallel.forEach`. With the oneDNN backend, products from `callingThreadOneDNNMinimumFLOPs`
-    /// run on oneDNN's kernels (on this thread alone), smaller ones on OpenBLAS's.
+    /// run on oneDNN's kernels (on this thread alone), smaller ones on OpenBLAS's. `linear`
+    /// and its gradients pass `.openBLAS` from their own splits, which are OpenBLAS's paths
+    /// (under oneDNN they take small products, calls from workers and one-thread runs; decoding
+    /// relies on their rounding for results that do not depend on the batch).
     @inline(__always)
     public static func sgemm(
         transA: Bool = false, transB: Bool = false,
