@@ -43,7 +43,13 @@ def default_dest():
 
 
 def main():
-    dest = sys.argv[1] if len(sys.argv) > 1 else default_dest()
+    try:
+        fetch(sys.argv[1] if len(sys.argv) > 1 else default_dest())
+    except (OSError, KeyError, tarfile.TarError) as error:  # URLError is an OSError
+        sys.exit("fetch_test_vocabs: %s" % error)
+
+
+def fetch(dest):
     if all(os.path.isfile(os.path.join(dest, n)) and sha256(os.path.join(dest, n)) == d for n, d in VOCABS.items()):
         print("test vocabularies already in %s" % dest)
         return

@@ -182,8 +182,9 @@ func expectCentralDifference(_ model: Model, _ name: String, _ i: Int, backward 
                 let signed = try Attribution.attribute(model, samples: samples, method: method, batchSize: 3, parameters: groups)
                 func pairs(_ key: String) -> Zip2Sequence<[Float], [Float]> { zip(batched[key]!.scalars, signed[key]!.scalars) }
                 // Within rounding: ∂W sums tokens with cancellations, so 1e-5 of the tensor's
-                // largest value (Haswell kernels measured 1.2e-6). Tensors whose gradient is zero in exact arithmetic
-                // (a key bias under softmax) hold rounding noise alone and are left out.
+                // largest value (Haswell kernels measured 1.2e-6). Tensors whose gradient is zero
+                // in exact arithmetic (a key bias under softmax) hold rounding noise alone and are
+                // left out.
                 let largest = batched.names.map { Double(batched[$0]!.scalars.max() ?? 0) }.max() ?? 0
                 for key in batched.names where Double(batched[key]!.scalars.max() ?? 0) > 1e-6 * largest {
                     let slack = 1e-5 * Double(batched[key]!.scalars.max() ?? 0)
